@@ -1,0 +1,109 @@
+"""Runtime configuration: every endpoint, port, secret and tunable in one typed place.
+
+Values come from the environment (prefix ``SALEWATCH_``, e.g. ``SALEWATCH_KAFKA_BOOTSTRAP``)
+or a ``.env`` file. Unknown ``SALEWATCH_*`` variables are rejected so that a typo in a
+setting name fails loudly at start-up instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "SALEWATCH_"
+
+DEFAULT_REGIONS = (
+    "CN-BJ", "CN-SH", "CN-GD", "CN-ZJ", "CN-JS", "CN-SC", "CN-HB", "CN-SD", "CN-FJ", "CN-HN",
+)
+
+
+class Settings(BaseSettings):
+    """All salewatch settings. Every service listens on 127.0.0.1 unless overridden."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore")
+
+    state_dir: Path = Field(Path(".salewatch"), description="local stack state and logs")
+
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
+    topic_partitions: int = Field(4, ge=1, le=256)
+
+    clickhouse_host: str = "127.0.0.1"
+    clickhouse_port: int = Field(9000, ge=1, le=65535, description="native protocol port")
+    clickhouse_http_port: int = Field(8123, ge=1, le=65535)
+    clickhouse_user: str = "default"
+    clickhouse_password: SecretStr = SecretStr("")
+    clickhouse_database: str = Field("salewatch", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    prometheus_host: str = "127.0.0.1"
+    prometheus_port: int = Field(9090, ge=1, le=65535)
+    alertmanager_host: str = "127.0.0.1"
+    alertmanager_port: int = Field(9093, ge=1, le=65535)
+    scrape_interval_s: int = Field(5, ge=1, le=60)
+    metrics_targets: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1:9108", "127.0.0.1:9109"],
+        description="worker /metrics endpoints Prometheus scrapes (local stack)",
+    )
+
+    app_id: str = Field("salewatch", description="Faust app id = Kafka consumer group")
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(9108, ge=1, le=65535, description="worker /metrics port")
+
+    batch_size: int = Field(5000, ge=1, le=100_000, description="max events per ClickHouse batch")
+    batch_within_s: float = Field(1.0, gt=0, le=60, description="max wait to fill a batch")
+    allowed_lateness_s: int = Field(120, ge=0, le=3600)
+    max_event_age_days: int = Field(30, ge=1, description="older events are dead-lettered")
+    max_future_s: int = Field(24 * 3600, ge=0, description="events further ahead are rejected")
+    regions: list[str] = Field(default_factory=lambda: list(DEFAULT_REGIONS))
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_has_port(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"expected host:port[,host:port], got {value!r}")
+        return value
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://{self.prometheus_host}:{self.prometheus_port}"
+
+    @property
+    def alertmanager_url(self) -> str:
+        return f"http://{self.alertmanager_host}:{self.alertmanager_port}"
+
+
+class ConfigError(Exception):
+    """A setting is wrong; the message names the environment variable to fix."""
+
+
+def unknown_env_settings(environ: dict[str, str] | None = None) -> list[str]:
+    """Return ``SALEWATCH_*`` variables that name no setting (typos)."""
+    env = os.environ if environ is None else environ
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    return sorted(k for k in env if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, turning every problem into one ConfigError."""
+    unknown = unknown_env_settings()
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ENV_PREFIX + "_".join(str(p) for p in err["loc"]).upper()
+            problems.append(f"{name}: {err['msg']}")
+        raise ConfigError("invalid setting(s): " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, loaded once."""
+    return load_settings()
