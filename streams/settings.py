@@ -17,7 +17,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ENV_PREFIX = "SALEWATCH_"
 
 DEFAULT_REGIONS = (
-    "CN-BJ", "CN-SH", "CN-GD", "CN-ZJ", "CN-JS", "CN-SC", "CN-HB", "CN-SD", "CN-FJ", "CN-HN",
+    "CN-BJ",
+    "CN-SH",
+    "CN-GD",
+    "CN-ZJ",
+    "CN-JS",
+    "CN-SC",
+    "CN-HB",
+    "CN-SD",
+    "CN-FJ",
+    "CN-HN",
 )
 
 

@@ -1,0 +1,186 @@
+"""Decode and validate Kafka message values into events (pure functions, no I/O).
+
+Contract: ``decode_message(raw, topic, now_ms, limits)`` never raises. It returns the valid
+events of the message and one ``Rejected`` per bad one, with a reason from the closed set
+``REJECT_REASONS`` (a Prometheus label) and a human-readable detail. A message is either one
+JSON object or a JSON array of at most ``MAX_BATCH_EVENTS`` objects; each element of an
+array is validated on its own, so one bad event does not cost the others.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+
+from streams.events import (
+    EVENT_TYPES,
+    FIELDS,
+    ITEM_FIELDS,
+    MAX_BATCH_EVENTS,
+    MAX_EVENT_BYTES,
+    MAX_MESSAGE_BYTES,
+    FieldSpec,
+    Topic,
+)
+
+RejectReason = Literal[
+    "malformed_json",
+    "too_large",
+    "not_an_object",
+    "empty_batch",
+    "batch_too_long",
+    "missing_field",
+    "wrong_type",
+    "out_of_range",
+    "too_long",
+    "unknown_event_type",
+    "ts_in_future",
+    "ts_too_old",
+]
+REJECT_REASONS: frozenset[str] = frozenset(RejectReason.__args__)  # type: ignore[attr-defined]
+
+MAX_ORDER_ITEMS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Event-time bounds: events outside [now - max_age_ms, now + max_future_ms] are bad."""
+
+    max_future_ms: int = 24 * 3600 * 1000
+    max_age_ms: int = 30 * 24 * 3600 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """One bad event (or a whole bad message) with why it was refused and its bytes."""
+
+    reason: RejectReason
+    detail: str
+    original: bytes
+
+
+@dataclass(slots=True)
+class Decoded:
+    """What one Kafka message held: valid events and rejected ones, in message order."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+class Invalid(Exception):
+    """Raised inside the validator; carries the reject reason and detail."""
+
+    def __init__(self, reason: RejectReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason: RejectReason = reason
+        self.detail = detail
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "array": (list,),
+}
+
+
+def _has_json_type(value: Any, kind: str) -> bool:
+    # bool is a subclass of int in Python but not a JSON number
+    return not isinstance(value, bool) and isinstance(value, _JSON_TYPES[kind])
+
+
+def _check_field(obj: dict[str, Any], spec: FieldSpec) -> None:
+    value = obj.get(spec.name)
+    if value is None:
+        if spec.name in obj:
+            raise Invalid("wrong_type", f"{spec.name}: null")
+        if spec.required:
+            raise Invalid("missing_field", f"missing {spec.name}")
+        return
+    if not _has_json_type(value, spec.kind):
+        got = type(value).__name__
+        raise Invalid("wrong_type", f"{spec.name}: expected {spec.kind}, got {got}")
+    if spec.kind == "string":
+        if spec.max_length is not None and len(value) > spec.max_length:
+            raise Invalid("too_long", f"{spec.name}: longer than {spec.max_length}")
+        return
+    if spec.kind == "number" and not math.isfinite(value):
+        raise Invalid("out_of_range", f"{spec.name}: not finite")
+    if spec.minimum is not None and value < spec.minimum:
+        raise Invalid("out_of_range", f"{spec.name}: below {spec.minimum:g}")
+    if spec.maximum is not None and value > spec.maximum:
+        raise Invalid("out_of_range", f"{spec.name}: above {spec.maximum:g}")
+
+
+def _check_items(items: list[Any]) -> None:
+    if len(items) > MAX_ORDER_ITEMS:
+        raise Invalid("out_of_range", f"items: more than {MAX_ORDER_ITEMS}")
+    for item in items:
+        if not isinstance(item, dict):
+            raise Invalid("wrong_type", "items: each item must be an object")
+        for spec in ITEM_FIELDS:
+            _check_field(item, spec)
+
+
+def validate_event(obj: object, topic: Topic, now_ms: int, limits: Limits) -> dict[str, Any]:
+    """Return ``obj`` as a valid event of ``topic`` or raise ``Invalid``."""
+    if not isinstance(obj, dict):
+        raise Invalid("not_an_object", f"expected a JSON object, got {type(obj).__name__}")
+    for spec in FIELDS[topic]:
+        _check_field(obj, spec)
+    if obj["event_type"] not in EVENT_TYPES[topic]:
+        raise Invalid("unknown_event_type", f"unknown event_type for {topic}")
+    ts = obj["ts"]
+    if ts > now_ms + limits.max_future_ms:
+        raise Invalid("ts_in_future", f"ts {ts} is more than {limits.max_future_ms} ms ahead")
+    if ts < now_ms - limits.max_age_ms:
+        raise Invalid("ts_too_old", f"ts {ts} is older than {limits.max_age_ms} ms")
+    items = obj.get("items")
+    if items is not None:
+        _check_items(items)
+    return obj
+
+
+def _reject(decoded: Decoded, reason: RejectReason, detail: str, original: bytes) -> Decoded:
+    decoded.rejected.append(Rejected(reason, detail, original))
+    return decoded
+
+
+def decode_message(raw: bytes, topic: Topic, now_ms: int, limits: Limits) -> Decoded:
+    """Decode one Kafka message value (an event or an array of events). Never raises."""
+    decoded = Decoded()
+    size = len(raw)
+    if size > MAX_MESSAGE_BYTES:
+        return _reject(decoded, "too_large", f"message of {size} bytes", raw)
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return _reject(decoded, "malformed_json", str(exc)[:200], raw)
+    if isinstance(parsed, list):
+        if not parsed:
+            return _reject(decoded, "empty_batch", "empty array", raw)
+        if len(parsed) > MAX_BATCH_EVENTS:
+            return _reject(decoded, "batch_too_long", f"{len(parsed)} events in one message", raw)
+        # no element of a message within the per-event limit can exceed it
+        check_sizes = size > MAX_EVENT_BYTES
+        for element in parsed:
+            if check_sizes:
+                original = orjson.dumps(element)
+                if len(original) > MAX_EVENT_BYTES:
+                    _reject(decoded, "too_large", f"event of {len(original)} bytes", original)
+                    continue
+            try:
+                decoded.events.append(validate_event(element, topic, now_ms, limits))
+            except Invalid as exc:
+                _reject(decoded, exc.reason, exc.detail, orjson.dumps(element))
+        return decoded
+    if size > MAX_EVENT_BYTES:
+        return _reject(decoded, "too_large", f"event of {size} bytes", raw)
+    try:
+        decoded.events.append(validate_event(parsed, topic, now_ms, limits))
+    except Invalid as exc:
+        _reject(decoded, exc.reason, exc.detail, raw)
+    return decoded
