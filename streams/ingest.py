@@ -1,0 +1,140 @@
+"""The consumer chain for one batch of Kafka messages, read top to bottom:
+
+decode → validate → dead-letter the bad → count the good → insert raw rows → return.
+
+Contract: ``await BatchProcessor.handle(topic, messages)`` returns once every refused event
+is on ``dead_letters`` and every valid event's raw row is accepted by ClickHouse; only then
+may the caller acknowledge the messages' offsets. It never raises for bad input (bad input
+is dead-lettered and counted); it blocks and retries while ClickHouse is down (see
+``streams.clickhouse_sink``). Counting happens before the insert so live metrics keep moving
+while ClickHouse is unavailable.
+
+Nothing here knows about Faust: the worker's agents, the benchmarks and the tests all call
+the same ``handle``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from streams import labels
+from streams.dead_letters import dead_letter_value
+from streams.decode import Limits, decode_message
+from streams.events import Topic
+from streams.metric_defs import ALL_EVENT_TYPES
+from streams.raw_rows import RAW_COLUMNS, RAW_TABLE, raw_row
+from streams.settings import Settings
+from streams.totals import Totals
+
+
+@dataclass(frozen=True, slots=True)
+class InMessage:
+    """One Kafka message as the chain needs it."""
+
+    value: bytes
+    key: bytes | None
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    valid: int
+    invalid: int
+
+
+class Counting(Protocol):
+    """The event-time counting core (``streams.counting``) as the chain uses it."""
+
+    def process(self, topic: Topic, events: list[dict[str, Any]], now_ms: int) -> None: ...
+
+
+class RawSink(Protocol):
+    async def insert(self, table: str, columns: Sequence[str], rows: Sequence[Any]) -> None: ...
+
+
+# (key, value) pairs to write to dead_letters; returns once the broker has them
+SendDeadLetters = Callable[[list[tuple[bytes | None, bytes]]], Awaitable[None]]
+
+
+def limits_from(settings: Settings) -> Limits:
+    return Limits(
+        max_future_ms=settings.max_future_s * 1000,
+        max_age_ms=settings.max_event_age_days * 24 * 3600 * 1000,
+    )
+
+
+class BatchProcessor:
+    """Runs the chain for batches of one or more topics; one instance per agent."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        totals: Totals,
+        sink: RawSink,
+        send_dead_letters: SendDeadLetters,
+        counting: Counting | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.totals = totals
+        self.sink = sink
+        self.send_dead_letters = send_dead_letters
+        self.counting = counting
+        self.clock = clock
+        self.limits = limits_from(settings)
+
+    async def handle(self, topic: Topic, messages: Sequence[InMessage]) -> BatchResult:
+        now = self.clock()
+        now_ms = int(now * 1000)
+        now_s = int(now)
+        events: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []
+        dead: list[tuple[bytes | None, bytes]] = []
+        invalid_reasons: Counter[str] = Counter()
+        for msg in messages:
+            decoded = decode_message(msg.value, topic, now_ms, self.limits)
+            for event in decoded.events:
+                events.append(event)
+                rows.append(raw_row(topic, event, msg.partition, msg.offset, now_s))
+            for rejected in decoded.rejected:
+                invalid_reasons[rejected.reason] += 1
+                value = dead_letter_value(rejected, topic, msg.partition, msg.offset, now_ms)
+                dead.append((msg.key, value))
+
+        self._count_pipeline(topic, events, invalid_reasons, now_ms)
+        if dead:
+            await self.send_dead_letters(dead)
+            self.totals.inc("salewatch_dead_letters_total", (topic,), len(dead))
+        if self.counting is not None and events:
+            self.counting.process(topic, events, now_ms)
+        await self.sink.insert(RAW_TABLE[topic], RAW_COLUMNS[topic], rows)
+        return BatchResult(valid=len(events), invalid=len(dead))
+
+    def _count_pipeline(
+        self,
+        topic: Topic,
+        events: list[dict[str, Any]],
+        invalid_reasons: Counter[str],
+        now_ms: int,
+    ) -> None:
+        totals = self.totals
+        received = len(events) + sum(invalid_reasons.values())
+        totals.inc("salewatch_events_received_total", (topic,), received)
+        for reason, n in invalid_reasons.items():
+            totals.inc("salewatch_events_invalid_total", (topic, reason), n)
+        if not events:
+            return
+        by_type = Counter(e["event_type"] for e in events)
+        for event_type, n in by_type.items():
+            label = labels.closed(event_type, ALL_EVENT_TYPES)
+            totals.inc("salewatch_events_valid_total", (topic, label), n)
+        newest = max(e["ts"] for e in events)
+        totals.set_max("salewatch_last_event_timestamp_seconds", (topic,), newest / 1000)
+        # lag in 100 ms steps: one histogram update per distinct step, not per event
+        lag_steps = Counter(max(now_ms - e["ts"], 0) // 100 for e in events)
+        for step, n in lag_steps.items():
+            totals.observe("salewatch_event_lag_seconds", (topic,), step / 10, n)

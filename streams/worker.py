@@ -1,0 +1,91 @@
+"""``salewatch worker``: run the Faust worker and serve ``/metrics``.
+
+Start-up order: settings (a bad one exits 2 with the setting's name) → ClickHouse reachable
+and migrated (else exit 1 with one line) → ``/metrics`` on ``SALEWATCH_METRICS_HOST:PORT``
+(a taken port exits 1 naming the setting) → Faust worker (consumes until SIGTERM/SIGINT).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from streams.clickhouse_client import describe_error, make_client, quiet_driver_logging
+from streams.settings import ENV_PREFIX, Settings, load_settings
+from streams.totals import Totals
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("worker", help="consume events, count them, store them")
+    parser.add_argument("--metrics-port", type=int, help=f"overrides {ENV_PREFIX}METRICS_PORT")
+    parser.add_argument("--app-id", help=f"overrides {ENV_PREFIX}APP_ID (consumer group)")
+    parser.add_argument("--loglevel", default="info", choices=["debug", "info", "warning"])
+    parser.set_defaults(func=run)
+
+
+def check_clickhouse(settings: Settings) -> str | None:
+    """None when ClickHouse answers and the raw tables exist, else one line saying why."""
+    client = make_client(settings, use_database=False)
+    try:
+        rows = client.execute(
+            "SELECT count() FROM system.tables WHERE database = %(db)s AND name LIKE '%%_raw'",
+            {"db": settings.clickhouse_database},
+        )
+    except Exception as exc:
+        return describe_error(exc, settings)
+    finally:
+        client.disconnect()
+    if rows[0][0] < 4:
+        return (
+            f"ClickHouse database {settings.clickhouse_database!r} has no raw tables; "
+            "run `salewatch migrate` first"
+        )
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides: dict[str, object] = {}
+    if args.metrics_port is not None:
+        overrides["metrics_port"] = args.metrics_port
+    if args.app_id is not None:
+        overrides["app_id"] = args.app_id
+    settings = load_settings(**overrides)
+    quiet_driver_logging()
+    problem = check_clickhouse(settings)
+    if problem:
+        print(f"salewatch worker: {problem}", file=sys.stderr)
+        return 1
+
+    # imported here: Faust is slow to import and not needed by the checks above
+    import faust
+
+    from streams.app import add_agents, create_app
+    from streams.exporter import serve_metrics
+
+    totals = Totals()
+    try:
+        serve_metrics(totals, settings.metrics_host, settings.metrics_port)
+    except OSError as exc:
+        print(
+            f"salewatch worker: cannot serve /metrics on {settings.metrics_host}:"
+            f"{settings.metrics_port} ({exc.strerror}); set {ENV_PREFIX}METRICS_PORT "
+            "or --metrics-port",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"salewatch worker {settings.app_id}: /metrics on "
+        f"http://{settings.metrics_host}:{settings.metrics_port}/metrics, "
+        f"Kafka {settings.kafka_bootstrap}, ClickHouse "
+        f"{settings.clickhouse_host}:{settings.clickhouse_port}/{settings.clickhouse_database}",
+        flush=True,
+    )
+    app = create_app(settings)
+    add_agents(app, settings, totals)
+    worker = faust.Worker(app, loglevel=args.loglevel)
+    worker.execute_from_commandline()
+    return 0
