@@ -1,0 +1,475 @@
+"""``salewatch migrate``: apply the numbered ClickHouse migrations in ``schemas/clickhouse``.
+
+Conventions for migration files (read this before adding one):
+
+- Name: ``NNNN_snake_case_name.sql`` (four digits), applied in version order. Numbering:
+  0001–0009 raw event tables (0001–0004 are ``clicks_raw``, ``carts_raw``, ``orders_raw``,
+  ``tickets_raw``; 0005–0009 are kept for later changes to them); 0010 and up for rollup
+  tables and materialized views. Take the next free number in your range; two files with one
+  number are refused. A file whose number is below an already applied one is still applied
+  (two engineers adding 0010 and 0011 on different branches is normal).
+- Never edit a migration that has been applied anywhere: its checksum is recorded in
+  ``{database}.schema_migrations`` and a changed statement makes ``migrate`` refuse to run.
+  Add a new migration instead. Comments and blank lines may change freely: the checksum
+  covers the statements with comments stripped.
+- Write every table/view name as ``{database}.name``; ``migrate`` substitutes the database
+  from ``SALEWATCH_CLICKHOUSE_DATABASE``. No other ``{...}`` placeholders exist.
+- Statements end with ``;``; ``--`` and ``/* */`` comments are ignored. Each statement is
+  sent on its own.
+- Every statement must be re-runnable (``CREATE TABLE IF NOT EXISTS``, ``CREATE MATERIALIZED
+  VIEW IF NOT EXISTS``, ``ADD COLUMN IF NOT EXISTS``): ClickHouse has no transactional DDL,
+  so a migration that failed half-way is re-run from its first statement.
+- Every statement must run on the local ClickHouse 18.16 and on current ClickHouse (the unit
+  tests apply all files with chdb). 18.16 lacks DateTime64, TTL, CODEC, window functions,
+  WITH FILL, toStartOfInterval, JSONExtract, Map and ``DROP … SYNC``; use the
+  ``ENGINE = X PARTITION BY … ORDER BY …`` syntax, not old-style engine arguments.
+
+The Python API takes an ``execute`` callable (one SQL string in, result rows out), so the
+same code drives clickhouse-driver (``client.execute``) and chdb (:func:`chdb_executor`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from streams.clickhouse_client import (
+    ClickHouseError,
+    checked_executor,
+    endpoint,
+    make_client,
+    probe,
+    quiet_driver_logging,
+    server_message,
+)
+from streams.settings import ENV_PREFIX, load_settings
+
+Row = Sequence[Any]
+Execute = Callable[[str], Sequence[Row]]
+"""Runs one SQL statement and returns its result rows (empty for DDL and INSERT)."""
+
+DEFAULT_MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "schemas" / "clickhouse"
+MIGRATIONS_TABLE = "schema_migrations"
+DATABASE_PLACEHOLDER = "{database}"
+
+_FILE_NAME = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9]+(?:_[a-z0-9]+)*)\.sql$")
+
+
+class MigrationError(Exception):
+    """A migration cannot be discovered, checked or applied; the message says which and why."""
+
+
+class ChecksumMismatch(MigrationError):
+    """An applied migration's statements differ from what was applied."""
+
+
+class MigrationFailed(MigrationError):
+    """A statement of a migration failed; ``__cause__`` is the engine's error."""
+
+    def __init__(self, migration: Migration, statement: int, cause: BaseException) -> None:
+        self.migration = migration
+        self.statement = statement
+        total = len(migration.statements)
+        super().__init__(
+            f"migration {migration.id} failed at statement {statement} of {total}: "
+            f"{server_message(cause)}"
+        )
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One migration file: its version, name and statements (``{database}`` not substituted).
+
+    ``checksum`` is the SHA-256 of the statements, so editing comments or blank lines does
+    not change it but editing any statement does.
+    """
+
+    version: int
+    name: str
+    path: Path
+    statements: tuple[str, ...]
+
+    @property
+    def id(self) -> str:
+        return f"{self.version:04d}_{self.name}"
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(";\n".join(self.statements).encode()).hexdigest()
+
+    def sql_for(self, database: str) -> list[str]:
+        """The statements to execute against ``database``."""
+        return [s.replace(DATABASE_PLACEHOLDER, database) for s in self.statements]
+
+
+@dataclass(frozen=True)
+class AppliedRecord:
+    """A row of ``schema_migrations``: a version that was applied, and when."""
+
+    version: int
+    name: str
+    checksum: str
+    applied_at: str  # 'YYYY-MM-DD hh:mm:ss', UTC
+
+
+@dataclass(frozen=True)
+class Applied:
+    """A migration applied by this run and how long its statements took."""
+
+    migration: Migration
+    seconds: float
+
+
+# ---------------------------------------------------------------------------- discovery
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split SQL text into statements on ``;``, dropping comments and empty statements.
+
+    Quotes (``'…'``, ``"…"``, backticks, with ``\\`` and doubled-quote escapes) are
+    respected, so ``;`` or ``--`` inside a string literal is kept. Each statement is returned
+    with trailing whitespace and blank lines removed.
+    """
+    statements: list[str] = []
+    current: list[str] = []
+
+    def flush() -> None:
+        lines = [line.rstrip() for line in "".join(current).splitlines()]
+        text = "\n".join(line for line in lines if line).strip()
+        if text:
+            statements.append(text)
+        current.clear()
+
+    i, n = 0, len(sql)
+    while i < n:
+        ch = sql[i]
+        if sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = n if end == -1 else end
+        elif sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            if end == -1:
+                raise MigrationError("unterminated /* comment")
+            current.append(" ")
+            i = end + 2
+        elif ch in "'\"`":
+            j = i + 1
+            while True:
+                if j >= n:
+                    raise MigrationError(f"unterminated {ch} quote: {sql[i : i + 40]!r}")
+                if sql[j] == "\\" or (sql[j] == ch and sql.startswith(ch, j + 1)):
+                    j += 2
+                elif sql[j] == ch:
+                    break
+                else:
+                    j += 1
+            current.append(sql[i : j + 1])
+            i = j + 1
+        elif ch == ";":
+            flush()
+            i += 1
+        else:
+            current.append(ch)
+            i += 1
+    flush()
+    return statements
+
+
+def discover_migrations(path: Path = DEFAULT_MIGRATIONS_DIR) -> list[Migration]:
+    """All migrations in ``path``, by version. Badly named ``.sql`` files are refused."""
+    if not path.is_dir():
+        raise MigrationError(f"migrations directory {path} does not exist")
+    by_version: dict[int, Migration] = {}
+    for file in sorted(path.glob("*.sql")):
+        match = _FILE_NAME.match(file.name)
+        if match is None:
+            raise MigrationError(
+                f"{file}: migration files are named NNNN_snake_case_name.sql (e.g. 0010_x.sql)"
+            )
+        try:
+            statements = split_statements(file.read_text(encoding="utf-8"))
+        except MigrationError as exc:
+            raise MigrationError(f"{file}: {exc}") from None
+        if not statements:
+            raise MigrationError(f"{file}: no SQL statement in file")
+        migration = Migration(int(match["version"]), match["name"], file, tuple(statements))
+        if migration.version in by_version:
+            other = by_version[migration.version].path.name
+            raise MigrationError(
+                f"two migrations numbered {migration.version:04d} ({other}, {file.name}); "
+                "renumber the newer one"
+            )
+        by_version[migration.version] = migration
+    return [by_version[v] for v in sorted(by_version)]
+
+
+# ---------------------------------------------------------------------------- state
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def ensure_migrations_table(execute: Execute, database: str) -> None:
+    """Create the database and its ``schema_migrations`` table if missing."""
+    execute(f"CREATE DATABASE IF NOT EXISTS {database}")
+    execute(
+        f"CREATE TABLE IF NOT EXISTS {database}.{MIGRATIONS_TABLE} (\n"
+        "    version UInt32,\n"
+        "    name String,\n"
+        "    checksum String,\n"
+        "    applied_at DateTime('UTC')\n"
+        ") ENGINE = MergeTree ORDER BY version"
+    )
+
+
+def read_applied(execute: Execute, database: str) -> dict[int, AppliedRecord]:
+    """Applied migrations by version; empty if the database or table does not exist yet.
+
+    Read-only, so ``--status`` and ``--dry-run`` never create anything.
+    """
+    rows = execute(
+        "SELECT count() FROM system.tables "
+        f"WHERE database = {_quote(database)} AND name = {_quote(MIGRATIONS_TABLE)}"
+    )
+    if not rows or int(rows[0][0]) == 0:
+        return {}
+    rows = execute(
+        f"SELECT version, name, checksum, toString(applied_at) FROM {database}.{MIGRATIONS_TABLE} "
+        "ORDER BY version, applied_at"
+    )
+    # two concurrent runs may both record a version; the last record wins
+    return {
+        int(v): AppliedRecord(int(v), str(name), str(checksum), str(at))
+        for v, name, checksum, at in rows
+    }
+
+
+def check_checksums(migrations: Iterable[Migration], applied: Mapping[int, AppliedRecord]) -> None:
+    """Raise :class:`ChecksumMismatch` if an applied migration's file has changed."""
+    problems = []
+    for m in migrations:
+        record = applied.get(m.version)
+        if record is not None and record.checksum != m.checksum:
+            problems.append(
+                f"{m.id} was applied as {record.version:04d}_{record.name} (checksum "
+                f"{record.checksum[:12]}) on {record.applied_at} UTC but the file now has "
+                f"checksum {m.checksum[:12]}"
+            )
+    if problems:
+        raise ChecksumMismatch(
+            "; ".join(problems) + ". Applied migrations must not change: revert the edit and "
+            "put the change in a new migration (or, if two files share a number, renumber "
+            "the unapplied one)"
+        )
+
+
+def pending(
+    migrations: Sequence[Migration], applied: Mapping[int, AppliedRecord]
+) -> list[Migration]:
+    """Migrations not applied yet, by version, after checking the applied ones are unchanged."""
+    check_checksums(migrations, applied)
+    return [m for m in migrations if m.version not in applied]
+
+
+def apply_migrations(
+    execute: Execute,
+    database: str,
+    migrations: Sequence[Migration],
+    *,
+    on_applied: Callable[[Applied], None] | None = None,
+) -> list[Applied]:
+    """Apply every pending migration in version order and record each in schema_migrations.
+
+    Creates the database and ``schema_migrations`` first. Re-running applies nothing.
+    Refuses (:class:`ChecksumMismatch`) before touching anything if an applied migration
+    changed. A failing statement raises :class:`MigrationFailed`; migrations before it stay
+    applied and recorded, the failing one is not recorded and is retried next run.
+    ``on_applied`` is called after each migration, for progress output.
+    """
+    ensure_migrations_table(execute, database)
+    todo = pending(migrations, read_applied(execute, database))
+    done: list[Applied] = []
+    for migration in todo:
+        started = time.perf_counter()
+        for number, statement in enumerate(migration.sql_for(database), start=1):
+            try:
+                execute(statement)
+            except Exception as exc:
+                raise MigrationFailed(migration, number, exc) from exc
+        execute(
+            f"INSERT INTO {database}.{MIGRATIONS_TABLE} (version, name, checksum, applied_at) "
+            f"SELECT {migration.version}, {_quote(migration.name)}, "
+            f"{_quote(migration.checksum)}, now()"
+        )
+        result = Applied(migration, time.perf_counter() - started)
+        done.append(result)
+        if on_applied is not None:
+            on_applied(result)
+    return done
+
+
+# ---------------------------------------------------------------------------- engines
+
+
+class ChdbSession(Protocol):
+    def query(self, sql: str, fmt: str = ...) -> Any: ...
+
+
+def chdb_executor(session: ChdbSession) -> Execute:
+    """An :data:`Execute` over an in-process chdb session (current ClickHouse), for tests."""
+
+    def execute(sql: str) -> list[list[Any]]:
+        raw = session.query(sql, "JSONCompact").bytes()
+        if not raw.strip():
+            return []
+        data: list[list[Any]] = json.loads(raw)["data"]
+        return data
+
+    return execute
+
+
+# ---------------------------------------------------------------------------- command
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "migrate",
+        help="create/upgrade the ClickHouse schema (schemas/clickhouse/NNNN_*.sql)",
+        description=(
+            "Apply pending ClickHouse migrations in order and record them in "
+            f"<database>.{MIGRATIONS_TABLE}. Endpoint and database come from "
+            f"{ENV_PREFIX}CLICKHOUSE_HOST, _PORT, _USER, _PASSWORD, _DATABASE."
+        ),
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print pending migrations and their SQL; change nothing",
+    )
+    mode.add_argument(
+        "--status", action="store_true", help="list applied and pending migrations; change nothing"
+    )
+    parser.add_argument(
+        "--path",
+        type=Path,
+        default=DEFAULT_MIGRATIONS_DIR,
+        help="directory of NNNN_name.sql files (default: %(default)s)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``salewatch migrate``; every expected failure is one line on stderr."""
+    settings = load_settings()
+    quiet_driver_logging()
+    try:
+        migrations = discover_migrations(args.path)
+        version = probe(settings)
+    except (MigrationError, ClickHouseError) as exc:
+        _error(str(exc))
+        return 1
+    # DDL such as a materialized view with POPULATE may run for minutes
+    client = make_client(settings, use_database=False, send_receive_timeout_s=600.0)
+    execute = checked_executor(client, settings)
+    database = settings.clickhouse_database
+    where = f"ClickHouse {version} at {endpoint(settings)}, database {database}"
+    try:
+        if args.status:
+            return _print_status(execute, where, database, migrations)
+        if args.dry_run:
+            return _print_dry_run(execute, where, database, migrations)
+        return _apply(execute, where, database, migrations)
+    except (MigrationError, ClickHouseError) as exc:
+        _error(str(exc))
+        return 1
+    finally:
+        client.disconnect()
+
+
+def _error(message: str) -> None:
+    print(f"salewatch migrate: error: {message}", file=sys.stderr)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _apply(execute: Execute, where: str, database: str, migrations: Sequence[Migration]) -> int:
+    started = time.perf_counter()
+
+    def report(result: Applied) -> None:
+        count = len(result.migration.statements)
+        print(
+            f"applied {result.migration.id} ({_plural(count, 'statement')}) "
+            f"in {result.seconds:.2f} s",
+            flush=True,
+        )
+
+    done = apply_migrations(execute, database, migrations, on_applied=report)
+    elapsed = time.perf_counter() - started
+    latest = max((m.version for m in migrations), default=0)
+    if done:
+        print(
+            f"{where}: applied {_plural(len(done), 'migration')} in {elapsed:.2f} s; "
+            f"schema at version {latest:04d}"
+        )
+    else:
+        print(f"{where}: up to date at version {latest:04d}, nothing to apply")
+    return 0
+
+
+def _print_dry_run(
+    execute: Execute, where: str, database: str, migrations: Sequence[Migration]
+) -> int:
+    todo = pending(migrations, read_applied(execute, database))
+    if not todo:
+        print(f"{where}: up to date, nothing to apply")
+        return 0
+    print(f"{where}: would apply {_plural(len(todo), 'migration')} (dry run)")
+    for migration in todo:
+        print(f"\n-- {migration.id} ({migration.path})")
+        for statement in migration.sql_for(database):
+            print(statement + ";")
+    return 0
+
+
+def _print_status(
+    execute: Execute, where: str, database: str, migrations: Sequence[Migration]
+) -> int:
+    applied = read_applied(execute, database)
+    files = {m.version: m for m in migrations}
+    print(where)
+    print(f"{'migration':<40} {'status':<14} applied_at (UTC)")
+    changed = 0
+    for version in sorted(files.keys() | applied.keys()):
+        migration, record = files.get(version), applied.get(version)
+        if record is None:
+            assert migration is not None
+            print(f"{migration.id:<40} {'pending':<14}")
+            continue
+        if migration is None:
+            status = "applied, no file"
+        elif migration.checksum != record.checksum:
+            status, changed = "CHANGED", changed + 1
+        else:
+            status = "applied"
+        print(f"{f'{version:04d}_{record.name}':<40} {status:<14} {record.applied_at}")
+    waiting = sum(1 for v in files if v not in applied)
+    print(f"{len(applied)} applied, {waiting} pending")
+    if changed:
+        _error(
+            f"{_plural(changed, 'applied migration')} changed since applied (CHANGED above); "
+            "`salewatch migrate` will refuse to run"
+        )
+        return 1
+    return 0
