@@ -11,7 +11,7 @@ Fields not in the contract are allowed (producers may extend events compatibly) 
 ignored. Dimension values outside their closed sets are valid; they count as ``other``.
 """
 
-from __future__ import annotations
+# no `from __future__ import annotations`: TypedDict must see NotRequired[...] at runtime
 
 from dataclasses import dataclass
 from typing import Literal, NotRequired, TypedDict
