@@ -16,6 +16,7 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.utils import floatToGoString
 
 from streams.metric_defs import METRICS
 from streams.totals import Totals
@@ -42,7 +43,7 @@ class TotalsCollector(Collector):
                     family.add_metric(lbl, value)
             else:
                 family = HistogramMetricFamily(name, d.help, labels=d.label_names)
-                bounds = [*(f"{b:g}" for b in d.buckets), "+Inf"]
+                bounds = [*(floatToGoString(b) for b in d.buckets), "+Inf"]
                 for lbl, hist in list(self.totals.histograms.get(name, {}).items()):
                     cumulative = hist.cumulative()
                     family.add_metric(lbl, list(zip(bounds, cumulative, strict=True)), hist.sum)
