@@ -43,7 +43,7 @@ class TotalsCollector(Collector):
                     family.add_metric(lbl, value)
             else:
                 family = HistogramMetricFamily(name, d.help, labels=d.label_names)
-                bounds = [*(floatToGoString(b) for b in d.buckets), "+Inf"]
+                bounds = [*(floatToGoString(b) for b in d.buckets), "+Inf"]  # type: ignore[no-untyped-call]
                 for lbl, hist in list(self.totals.histograms.get(name, {}).items()):
                     cumulative = hist.cumulative()
                     family.add_metric(lbl, list(zip(bounds, cumulative, strict=True)), hist.sum)

@@ -16,9 +16,10 @@ Conventions for migration files (read this before adding one):
   from ``SALEWATCH_CLICKHOUSE_DATABASE``. No other ``{...}`` placeholders exist.
 - Statements end with ``;``; ``--`` and ``/* */`` comments are ignored. Each statement is
   sent on its own.
-- Every statement must be re-runnable (``CREATE TABLE IF NOT EXISTS``, ``CREATE MATERIALIZED
-  VIEW IF NOT EXISTS``, ``ADD COLUMN IF NOT EXISTS``): ClickHouse has no transactional DDL,
-  so a migration that failed half-way is re-run from its first statement.
+- ClickHouse has no transactional DDL: a migration that failed half-way is not recorded and
+  is re-run from its first statement, so make statements re-runnable (``CREATE TABLE IF NOT
+  EXISTS``, ``CREATE MATERIALIZED VIEW IF NOT EXISTS``). 18.16 has no ``ADD/DROP COLUMN IF
+  [NOT] EXISTS``: give each ``ALTER`` a migration of its own, so that it is never repeated.
 - Every statement must run on the local ClickHouse 18.16 and on current ClickHouse (the unit
   tests apply all files with chdb). 18.16 lacks DateTime64, TTL, CODEC, window functions,
   WITH FILL, toStartOfInterval, JSONExtract, Map and ``DROP … SYNC``; use the
