@@ -60,7 +60,9 @@ def add_agents(
     topics: tuple[Topic, ...] = TOPICS,
 ) -> None:
     """Register one consuming agent per topic, each with its own ClickHouse connection."""
-    dead_letters = app.topic(DEAD_LETTER_TOPIC, value_serializer="raw", key_serializer="raw")
+    dead_letters = app.topic(
+        settings.kafka_topic(DEAD_LETTER_TOPIC), value_serializer="raw", key_serializer="raw"
+    )
 
     async def send_dead_letters(items: list[tuple[bytes | None, bytes]]) -> None:
         producer = app.producer
@@ -78,7 +80,9 @@ def add_agents(
             send_dead_letters,
             counting,
         )
-        source = app.topic(topic, value_serializer="raw", key_serializer="raw")
+        source = app.topic(
+            settings.kafka_topic(topic), value_serializer="raw", key_serializer="raw"
+        )
         app.agent(source, name=f"consume_{topic}")(_agent_body(topic, processor, settings))
 
 

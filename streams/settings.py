@@ -39,6 +39,11 @@ class Settings(BaseSettings):
 
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
     topic_partitions: int = Field(4, ge=1, le=256)
+    topic_prefix: str = Field(
+        "",
+        pattern=r"^[A-Za-z0-9._-]*$",
+        description="prefix of every Kafka topic name (isolates test runs and tenants)",
+    )
 
     clickhouse_host: str = "127.0.0.1"
     clickhouse_port: int = Field(9000, ge=1, le=65535, description="native protocol port")
@@ -76,6 +81,10 @@ class Settings(BaseSettings):
             if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError(f"expected host:port[,host:port], got {value!r}")
         return value
+
+    def kafka_topic(self, topic: str) -> str:
+        """The Kafka name of a logical topic (``orders`` → ``<prefix>orders``)."""
+        return self.topic_prefix + topic
 
     @property
     def prometheus_url(self) -> str:
