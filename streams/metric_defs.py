@@ -17,6 +17,7 @@ from typing import Literal
 from streams import labels as lv
 from streams.decode import REJECT_REASONS
 from streams.events import EVENT_TYPES, TOPICS
+from streams.settings import DEFAULT_REGIONS
 
 MetricKind = Literal["counter", "gauge", "histogram"]
 
@@ -26,6 +27,17 @@ CLICKHOUSE_TABLE_VALUES = frozenset(
     {"clicks_raw", "carts_raw", "orders_raw", "tickets_raw", "rollups", lv.OTHER}
 )
 
+# EVENTS.md funnel, in order; a later step implies the earlier ones
+FUNNEL_STEPS = ("visit", "detail", "cart", "checkout", "paid")
+# the configured region list (SALEWATCH_REGIONS); documented with its default
+REGION_VALUES = lv.closed_set(DEFAULT_REGIONS)
+ORDER_EVENT_TYPES = EVENT_TYPES["orders"] | {lv.OTHER}
+# distinct-user gauges also have the union of all channels
+ALL_CHANNELS = "all"
+ACTIVE_USER_CHANNELS = lv.CHANNELS | {ALL_CHANNELS}
+
+# web-vitals friendly: LCP "good" ≤ 2.5 s, "poor" > 4 s
+PAGE_LOAD_BUCKETS_S = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0, 20.0)
 LAG_BUCKETS_S = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0)
 BATCH_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_SIZE_BUCKETS = (1, 10, 100, 500, 1000, 2000, 5000, 10000, 50000)
@@ -119,15 +131,131 @@ _DEFS: tuple[MetricDef, ...] = (
         (("table", CLICKHOUSE_TABLE_VALUES),),
         BATCH_SIZE_BUCKETS,
     ),
+    MetricDef(
+        "salewatch_events_late_total",
+        "counter",
+        "Valid events whose 1-minute event-time window had already closed (end + allowed "
+        "lateness <= clock): stored raw, counted nowhere else.",
+        (("topic", TOPIC_VALUES),),
+    ),
+    MetricDef(
+        "salewatch_events_duplicate_total",
+        "counter",
+        "Valid events skipped because their event_id was among the recently seen ones.",
+        (("topic", TOPIC_VALUES),),
+    ),
+    MetricDef(
+        "salewatch_window_closed_timestamp_seconds",
+        "gauge",
+        "End of the newest closed 1-minute window (epoch seconds); stalls if windows stop closing.",
+    ),
+    # --- traffic and funnel -------------------------------------------------------------
+    MetricDef(
+        "salewatch_page_views_total",
+        "counter",
+        "page_view events.",
+        (
+            ("channel", lv.CHANNELS),
+            ("traffic_source", lv.TRAFFIC_SOURCES),
+            ("page_type", lv.PAGE_TYPES),
+        ),
+    ),
+    MetricDef(
+        "salewatch_page_load_seconds",
+        "histogram",
+        "Page load time (LCP) of page_view events that carry load_ms.",
+        (("page_type", lv.PAGE_TYPES), ("channel", lv.CHANNELS)),
+        PAGE_LOAD_BUCKETS_S,
+    ),
+    MetricDef(
+        "salewatch_sessions_started_total",
+        "counter",
+        "Visits: sessions that reached the funnel step visit, by the session's channel and "
+        "the traffic source of the event that started it.",
+        (("channel", lv.CHANNELS), ("traffic_source", lv.TRAFFIC_SOURCES)),
+    ),
+    MetricDef(
+        "salewatch_funnel_sessions_total",
+        "counter",
+        "Sessions reaching each funnel step (once per session; a later step implies the "
+        "earlier ones), by the session's channel.",
+        (("step", frozenset(FUNNEL_STEPS)), ("channel", lv.CHANNELS)),
+    ),
+    MetricDef(
+        "salewatch_active_users_1m",
+        "gauge",
+        "Distinct users with a page_view in the last closed 1-minute window (this worker); "
+        "channel=all is the union of all channels.",
+        (("channel", ACTIVE_USER_CHANNELS),),
+    ),
+    MetricDef(
+        "salewatch_active_users_5m",
+        "gauge",
+        "Distinct users with a page_view in the last 5 closed 1-minute windows (this worker, "
+        "HyperLogLog estimate).",
+        (("channel", ACTIVE_USER_CHANNELS),),
+    ),
+    MetricDef(
+        "salewatch_active_users_15m",
+        "gauge",
+        "Distinct users with a page_view in the last 15 closed 1-minute windows (this worker, "
+        "HyperLogLog estimate).",
+        (("channel", ACTIVE_USER_CHANNELS),),
+    ),
+    MetricDef(
+        "salewatch_cart_events_total",
+        "counter",
+        "add_to_cart and remove_from_cart events.",
+        (("event_type", EVENT_TYPES["carts"] | {lv.OTHER}), ("channel", lv.CHANNELS)),
+    ),
     # --- orders and money ---------------------------------------------------------------
     MetricDef(
-        "salewatch_order_events_total",
+        "salewatch_orders_total",
         "counter",
-        "Order events by type, channel, payment method and region.",
+        "Order events (created, paid, failed, cancelled incl. auto-cancel, refunded).",
         (
-            ("event_type", EVENT_TYPES["orders"] | {lv.OTHER}),
+            ("event_type", ORDER_EVENT_TYPES),
             ("channel", lv.CHANNELS),
             ("payment_method", lv.PAYMENT_METHODS),
+            ("region", REGION_VALUES),
+        ),
+    ),
+    MetricDef(
+        "salewatch_order_amount_total",
+        "counter",
+        "Sum of order amounts by event type: order_created = GMV, payment_succeeded = paid "
+        "amount; category is the top-level category of the first item.",
+        (
+            ("event_type", ORDER_EVENT_TYPES),
+            ("channel", lv.CHANNELS),
+            ("category", lv.DEFAULT_CATEGORIES),
+        ),
+    ),
+    MetricDef(
+        "salewatch_payment_failures_total",
+        "counter",
+        "payment_failed events by payment method, region and failure reason.",
+        (
+            ("payment_method", lv.PAYMENT_METHODS),
+            ("region", REGION_VALUES),
+            ("failure_reason", lv.FAILURE_REASONS),
+        ),
+    ),
+    MetricDef(
+        "salewatch_coupon_redemptions_total",
+        "counter",
+        "order_created events that carry a coupon_code.",
+        (("channel", lv.CHANNELS),),
+    ),
+    # --- after-sales --------------------------------------------------------------------
+    MetricDef(
+        "salewatch_ticket_events_total",
+        "counter",
+        "Support tickets opened and resolved, by kind and reason.",
+        (
+            ("event_type", EVENT_TYPES["tickets"] | {lv.OTHER}),
+            ("kind", lv.TICKET_KINDS),
+            ("reason", lv.TICKET_REASONS),
         ),
     ),
 )
