@@ -1,0 +1,180 @@
+"""Helpers for integration tests against the real local stack.
+
+Each test gets its own Kafka topic prefix, ClickHouse database and consumer group (tansu
+can wedge a group id whose join was interrupted, STACK.md), so tests never see each other's
+data. Workers run as real ``salewatch worker`` subprocesses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from clickhouse_driver import Client
+
+from streams.settings import ENV_PREFIX, Settings
+
+T = TypeVar("T")
+
+# Prometheus of the local stack scrapes these worker ports (Settings.metrics_targets);
+# tests use the second so that a demo worker on the first does not collide.
+TEST_METRICS_PORT = 9109
+WORKER_READY_TIMEOUT_S = 60.0
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The SALEWATCH_* environment that reproduces ``settings`` in a subprocess."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump().items():
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        text = json.dumps(value) if isinstance(value, list) else str(value)
+        env[ENV_PREFIX + name.upper()] = text
+    return env
+
+
+def isolated_settings(base: Settings, **overrides: Any) -> Settings:
+    """``base`` with a fresh topic prefix, database and consumer group."""
+    tag = uuid.uuid4().hex[:8]
+    fields: dict[str, Any] = {
+        "topic_prefix": f"t{tag}.",
+        "clickhouse_database": f"sw_test_{tag}",
+        "app_id": f"sw-test-{tag}",
+        "metrics_port": TEST_METRICS_PORT,
+        **overrides,
+    }
+    return base.model_copy(update=fields)
+
+
+def run_cli(
+    settings: Settings, *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``salewatch ARGS`` in a subprocess with ``settings`` as its environment."""
+    env = {**os.environ, **settings_env(settings)}
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def wait_until(probe: Callable[[], T], done: Callable[[T], bool], timeout_s: float, what: str) -> T:
+    """Poll ``probe`` until ``done(value)``; AssertionError with the last value on timeout."""
+    deadline = time.monotonic() + timeout_s
+    value = probe()
+    while not done(value):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}: {value!r}")
+        time.sleep(0.25)
+        value = probe()
+    return value
+
+
+class WorkerProcess:
+    """A ``salewatch worker`` subprocess with its log in ``log_path``."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, **settings_env(self.settings), "PYTHONUNBUFFERED": "1"}
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        ready_mark = self.log_path.read_text(errors="replace").count("Worker]: Ready")
+        wait_until(
+            lambda: (self.proc.poll() if self.proc else 0, self.log_text()),
+            lambda v: v[0] is not None or v[1].count("Worker]: Ready") > ready_mark,
+            WORKER_READY_TIMEOUT_S,
+            "the worker to become ready",
+        )
+        if self.proc.poll() is not None:
+            raise AssertionError(f"worker exited early:\n{self.log_text()[-3000:]}")
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, sig)
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def metrics_text(self) -> str:
+        url = f"http://{self.settings.metrics_host}:{self.settings.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return str(response.read().decode())
+
+
+@contextmanager
+def running_worker(settings: Settings, log_path: Path) -> Iterator[WorkerProcess]:
+    worker = WorkerProcess(settings, log_path)
+    try:
+        worker.start()
+        yield worker
+    finally:
+        worker.stop()
+
+
+def clickhouse(settings: Settings) -> Client:
+    return Client(
+        host=settings.clickhouse_host,
+        port=settings.clickhouse_port,
+        user=settings.clickhouse_user,
+        password=settings.clickhouse_password.get_secret_value(),
+        database=settings.clickhouse_database,
+    )
+
+
+def ch_scalar(settings: Settings, query: str) -> Any:
+    client = clickhouse(settings)
+    try:
+        return client.execute(query)[0][0]
+    finally:
+        client.disconnect()
+
+
+def metric_value(metrics_text: str, name: str, **labels: str) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total = 0.0
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            if sample.name == name and labels.items() <= sample.labels.items():
+                total += sample.value
+    return total
+
+
+def prometheus_query(settings: Settings, promql: str) -> list[dict[str, Any]]:
+    """Instant query against the stack's Prometheus; returns the result vector."""
+    url = f"{settings.prometheus_url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+    with urllib.request.urlopen(url, timeout=5) as response:
+        body = json.loads(response.read())
+    assert body["status"] == "success", body
+    return list(body["data"]["result"])
