@@ -456,7 +456,7 @@ def _print_status(
         migration, record = files.get(version), applied.get(version)
         if record is None:
             assert migration is not None
-            print(f"{migration.id:<40} {'pending':<14}")
+            print(f"{migration.id:<40} pending")
             continue
         if migration is None:
             status = "applied, no file"
