@@ -1,0 +1,31 @@
+# salewatch developer entry points. `make demo` and `make test` do all set-up themselves.
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+
+.PHONY: install lint test demo demo-stop stack-up stack-down benchmarks schemas
+
+install:  ## Python package with dev tools (services are installed by `salewatch stack up`)
+	$(PIP) install --quiet --disable-pip-version-check -e '.[dev]'
+
+lint:  ## ruff + mypy --strict
+	ruff check .
+	ruff format --check .
+	mypy
+
+test: install  ## lint, then every test (unit + integration on the real local stack)
+	bash scripts/test.sh
+
+demo: install  ## a simulated sale on the local stack with live metrics
+	bash scripts/demo.sh
+
+demo-stop:
+	bash scripts/demo.sh stop
+
+stack-up: install
+	salewatch stack up
+
+stack-down:
+	salewatch stack down
+
+schemas:  ## regenerate the published JSON Schemas from streams/events.py
+	$(PYTHON) -m streams.schemagen

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Lint, start the real local stack (if not already up), run all tests, stop what we started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== lint"
+ruff check .
+ruff format --check .
+mypy
+
+started_stack=0
+if ! salewatch stack status >/dev/null 2>&1; then
+  echo "== stack up"
+  salewatch stack up
+  started_stack=1
+fi
+cleanup() { if [ "$started_stack" = 1 ]; then salewatch stack down || true; fi; }
+trap cleanup EXIT
+
+echo "== tests"
+python3 -m pytest "$@"
