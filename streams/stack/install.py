@@ -64,6 +64,13 @@ def locate(binary: Binary, layout: StateLayout) -> Path | None:
     return Path(found) if found else None
 
 
+def expected_path(binary: Binary, layout: StateLayout) -> Path:
+    """Where the binary is or will be after installing (a guess for Debian packages)."""
+    if not binary.apt_packages:
+        return layout.bin_dir / binary.name
+    return locate(binary, layout) or Path("/usr/bin") / binary.name
+
+
 def ensure_installed(
     binaries: Iterable[Binary], layout: StateLayout, echo: Callable[[str], None]
 ) -> dict[str, Path]:

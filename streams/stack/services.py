@@ -23,7 +23,7 @@ from streams.settings import Settings
 from streams.stack import configs, endpoints, health
 from streams.stack.endpoints import Port
 from streams.stack.health import Health
-from streams.stack.install import ALERTMANAGER, CLICKHOUSE, PROMETHEUS, TANSU, Binary, locate
+from streams.stack.install import ALERTMANAGER, CLICKHOUSE, PROMETHEUS, TANSU, Binary, expected_path
 from streams.stack.layout import REPO_ROOT, StateLayout
 
 
@@ -176,8 +176,8 @@ def build_specs(
     repo_root: Path = REPO_ROOT,
 ) -> tuple[ServiceSpec, ...]:
     """One spec per service in start order. ``binaries`` maps binary names to paths (from
-    ``install.ensure_installed``); without it, installed paths are looked up and missing
-    ones stand in by name (enough for ``status`` and ``down``).
+    ``install.ensure_installed``); without it, ``install.expected_path`` (enough for
+    ``status`` and ``down``, which match daemons by executable name).
 
     Raises ConfigError if a service would not listen on 127.0.0.1 or two share a port.
     """
@@ -186,7 +186,7 @@ def build_specs(
     def path(binary: Binary) -> Path:
         if binaries is not None:
             return binaries[binary.name]
-        return locate(binary, layout) or Path(binary.name)
+        return expected_path(binary, layout)
 
     return (
         _kafka(settings, layout, path(TANSU)),
