@@ -410,10 +410,10 @@ def _datasource(uid: str) -> dict[str, Any]:
     return source
 
 
-def test_grafana_mounts_the_provisioning_directory() -> None:
-    assert _mount_target("grafana", "./deploy/grafana/provisioning") == (
-        "/etc/grafana/provisioning"
-    )
+@pytest.mark.parametrize("kind", ["datasources", "dashboards"])
+def test_grafana_mounts_the_provisioning(kind: str) -> None:
+    host = f"./deploy/grafana/provisioning/{kind}"
+    assert _mount_target("grafana", host) == f"/etc/grafana/provisioning/{kind}"
 
 
 def test_datasource_uids_are_exactly_the_ones_dashboards_use() -> None:
