@@ -1,0 +1,155 @@
+"""The counting core's facade: events in, Prometheus totals and rollup rows out.
+
+Callers: the Faust worker (per batch of validated events, clock = wall time), the
+backtest (clock = event time) and tests. No I/O, no logging, no Faust.
+
+Per event, in order:
+
+1. **duplicate**: an ``event_id`` seen among the last ``dedupe_capacity`` events
+   (``streams.counting.dedupe``) is counted in ``salewatch_events_duplicate_total`` and
+   nothing else;
+2. **late**: an event whose 1-minute window has closed at the clock (window end +
+   ``lateness_ms`` <= now) is counted in ``salewatch_events_late_total`` and nothing else
+   (the worker still stores it raw), so every counter equals the sum of its rollup rows;
+3. otherwise it is counted: counters in ``Totals`` (after each batch), its window's
+   tally (rollup rows when the window closes) and its session (funnel).
+
+Timer: :meth:`Pipeline.close_windows` must be called every few seconds even when no event
+arrives; it returns the rows of the windows that closed, sets the distinct-user gauges
+and expires idle sessions. Memory is flat: closed windows are forgotten, idle sessions
+expire, the dedupe memory and the distinct-user history are bounded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from streams import labels as lv
+from streams.counting.active_users import SPANS_MINUTES, ActiveUsers
+from streams.counting.classify import Classifier
+from streams.counting.counters import add_to_totals, set_active_users
+from streams.counting.dedupe import DEFAULT_CAPACITY, RecentIds
+from streams.counting.funnel import (
+    SESSION_TIMEOUT_MS,
+    MemorySessionStore,
+    SessionStore,
+    SessionTracker,
+)
+from streams.counting.rollups import RollupRow, rollup_rows
+from streams.counting.sketch import DEFAULT_PRECISION
+from streams.counting.tally import Tally
+from streams.counting.windows import DEFAULT_LATENESS_MS, DEFAULT_SIZE_MS, TumblingWindows
+from streams.events import TOPICS, Topic
+from streams.metric_defs import REGION_VALUES
+from streams.settings import Settings
+from streams.totals import Totals
+
+LATE = "salewatch_events_late_total"
+DUPLICATE = "salewatch_events_duplicate_total"
+WINDOW_CLOSED = "salewatch_window_closed_timestamp_seconds"
+
+
+class Pipeline:
+    """Counts validated events into ``totals`` and per-window rollups.
+
+    ``process(topic, events, now_ms)`` takes one batch of one topic (call it with
+    batches, not single events: the per-batch overhead is a few µs), ``close_windows(
+    now_ms)`` returns the :class:`RollupRow` of every window whose end + lateness is at or
+    before ``now_ms``, once. ``sessions`` is where session state lives (a Faust-table
+    adapter in the worker); ``worker`` names this pipeline in the rollup rows.
+    """
+
+    def __init__(
+        self,
+        totals: Totals,
+        sessions: SessionStore | None = None,
+        *,
+        worker: str = "",
+        size_ms: int = DEFAULT_SIZE_MS,
+        lateness_ms: int = DEFAULT_LATENESS_MS,
+        session_timeout_ms: int = SESSION_TIMEOUT_MS,
+        regions: Iterable[str] = REGION_VALUES,
+        categories: frozenset[str] = lv.DEFAULT_CATEGORIES,
+        dedupe_capacity: int = DEFAULT_CAPACITY,
+        sketch_precision: int = DEFAULT_PRECISION,
+    ) -> None:
+        self.totals = totals
+        self.worker = worker
+        self.windows: TumblingWindows[Tally] = TumblingWindows(Tally, size_ms, lateness_ms)
+        self.sessions = SessionTracker(
+            sessions if sessions is not None else MemorySessionStore(),
+            session_timeout_ms,
+            grace_ms=size_ms + lateness_ms,
+        )
+        self.recent = RecentIds(dedupe_capacity)
+        self.active_users = ActiveUsers(size_ms, sketch_precision)
+        self.classifier = Classifier(self.sessions, regions, categories)
+        self._handlers = self.classifier.by_topic()
+        self._reported_window = -(1 << 62)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, totals: Totals, sessions: SessionStore | None, worker: str
+    ) -> Pipeline:
+        """A pipeline with the configured lateness and regions."""
+        return cls(
+            totals,
+            sessions,
+            worker=worker,
+            lateness_ms=settings.allowed_lateness_s * 1000,
+            regions=settings.regions,
+        )
+
+    def process(self, topic: Topic, events: Sequence[Mapping[str, Any]], now_ms: int) -> None:
+        """Count one batch of valid events of ``topic`` at clock ``now_ms``."""
+        if topic not in TOPICS:
+            raise ValueError(f"unknown topic {topic!r}")
+        handle = self._handlers[topic]
+        seen = self.recent.seen
+        size = self.windows.size_ms
+        first_open = self.windows.open_from(now_ms)
+        batch: dict[int, Tally] = {}
+        current_start = -1
+        current = Tally()
+        late = duplicates = 0
+        for event in events:
+            if seen(event["event_id"]):
+                duplicates += 1
+                continue
+            ts = event["ts"]
+            start = ts - ts % size
+            if start < first_open:
+                late += 1
+                continue
+            if start != current_start:
+                found = batch.get(start)
+                current = batch[start] = Tally() if found is None else found
+                current_start = start
+            handle(event, current)
+        self.sessions.flush()
+        for start, tally in batch.items():
+            self.windows.get(start).merge(tally)
+            add_to_totals(tally, self.totals)
+        if late:
+            self.totals.inc(LATE, (topic,), late)
+        if duplicates:
+            self.totals.inc(DUPLICATE, (topic,), duplicates)
+
+    def close_windows(self, now_ms: int) -> list[RollupRow]:
+        """Rows of every window closed at ``now_ms`` (each window once), oldest first."""
+        rows: list[RollupRow] = []
+        for start, tally in self.windows.close(now_ms):
+            self.active_users.add_window(start, tally.users)
+            rows.extend(rollup_rows(tally, start, self.worker, now_ms))
+        newest = self.windows.newest_closed()
+        if newest > self._reported_window:
+            self._reported_window = newest
+            for minutes, by_channel in self.active_users.counts(newest).items():
+                set_active_users(self.totals, minutes, by_channel)
+            self.totals.set(WINDOW_CLOSED, (), (newest + self.windows.size_ms) / 1000)
+            longest = max(SPANS_MINUTES) - 1
+            self.active_users.forget_before(newest - longest * self.windows.size_ms)
+        self.sessions.expire(now_ms)
+        self.classifier.expire(now_ms, grace_ms=self.sessions.grace_ms)
+        return rows

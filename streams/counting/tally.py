@@ -1,0 +1,114 @@
+"""The additive facts of a set of events: counts and sums keyed by normalised labels.
+
+One :class:`Tally` is filled per batch and event-time window, then merged into that
+window's tally (the rollup rows when it closes) and added to the Prometheus ``Totals``
+(``streams.counting.counters.add_to_totals``). Keys are tuples of label values already
+normalised to their closed sets, in the label order of the metric or rollup they feed,
+so a tally holds at most the bounded number of series its metrics allow, plus the
+distinct users of the window.
+
+Money is kept in integer cents so that sums are exact (ClickHouse ``Decimal(18, 2)``).
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from streams.metric_defs import FUNNEL_STEPS, PAGE_LOAD_BUCKETS_S
+
+K = TypeVar("K")
+
+# the page-load histogram in ms: bucket i counts load_ms <= PAGE_LOAD_BOUNDS_MS[i] (and
+# above the previous bound); the last bucket counts everything above the last bound
+PAGE_LOAD_BOUNDS_MS = tuple(round(b * 1000) for b in PAGE_LOAD_BUCKETS_S)
+PAGE_LOAD_BUCKETS = len(PAGE_LOAD_BOUNDS_MS) + 1
+LOAD_MS_SUM = PAGE_LOAD_BUCKETS  # index of the sum of load_ms, after the bucket counts
+
+# index into the value lists of Tally.orders and Tally.amounts
+EVENTS, CENTS, WITH_COUPON = 0, 1, 2
+
+
+class Tally:
+    """Counts and sums of events by label tuple; see the attribute comments for keys."""
+
+    __slots__ = (
+        "amounts",
+        "carts",
+        "failures",
+        "funnel",
+        "orders",
+        "page_loads",
+        "page_views",
+        "tickets",
+        "users",
+        "visits",
+    )
+
+    def __init__(self) -> None:
+        # (channel, traffic_source, page_type) -> page_view events
+        self.page_views: dict[tuple[str, str, str], int] = {}
+        # (page_type, channel) -> PAGE_LOAD_BOUNDS_MS bucket counts + [sum of load_ms]
+        self.page_loads: dict[tuple[str, str], list[int]] = {}
+        # (channel, traffic_source) -> sessions started (funnel step visit)
+        self.visits: dict[tuple[str, str], int] = {}
+        # (channel, traffic_source) -> distinct user_ids with a page_view
+        self.users: dict[tuple[str, str], set[str]] = {}
+        # (step, session channel) -> sessions reaching the step
+        self.funnel: dict[tuple[str, str], int] = {}
+        # (event_type, channel) -> cart events
+        self.carts: dict[tuple[str, str], int] = {}
+        # (event_type, channel, payment_method, region) -> [events, cents, with coupon]
+        self.orders: dict[tuple[str, str, str, str], list[int]] = {}
+        # (event_type, channel, category) -> [events, cents]
+        self.amounts: dict[tuple[str, str, str], list[int]] = {}
+        # (payment_method, region, failure_reason) -> payment_failed events
+        self.failures: dict[tuple[str, str, str], int] = {}
+        # (event_type, kind, reason) -> ticket events
+        self.tickets: dict[tuple[str, str, str], int] = {}
+
+    def reached(self, channel: str, traffic_source: str, old: int, new: int) -> None:
+        """A session went from funnel step ``old`` to ``new`` (``StepSink``)."""
+        if old == 0:
+            key = (channel, traffic_source)
+            self.visits[key] = self.visits.get(key, 0) + 1
+        funnel = self.funnel
+        for step in FUNNEL_STEPS[old:new]:
+            key = (step, channel)
+            funnel[key] = funnel.get(key, 0) + 1
+
+    def merge(self, other: Tally) -> None:
+        """Add ``other`` into this tally."""
+        _add_counts(self.page_views, other.page_views)
+        _add_counts(self.visits, other.visits)
+        _add_counts(self.funnel, other.funnel)
+        _add_counts(self.carts, other.carts)
+        _add_counts(self.failures, other.failures)
+        _add_counts(self.tickets, other.tickets)
+        _add_lists(self.page_loads, other.page_loads)
+        _add_lists(self.orders, other.orders)
+        _add_lists(self.amounts, other.amounts)
+        users = self.users
+        for key, their_users in other.users.items():
+            mine_users = users.get(key)
+            if mine_users is None:
+                users[key] = set(their_users)
+            else:
+                mine_users |= their_users
+
+    def is_empty(self) -> bool:
+        return not any(getattr(self, name) for name in self.__slots__)
+
+
+def _add_counts(mine: dict[K, int], theirs: dict[K, int]) -> None:
+    for key, n in theirs.items():
+        mine[key] = mine.get(key, 0) + n
+
+
+def _add_lists(mine: dict[K, list[int]], theirs: dict[K, list[int]]) -> None:
+    for key, values in theirs.items():
+        current = mine.get(key)
+        if current is None:
+            mine[key] = list(values)
+        else:
+            for i, v in enumerate(values):
+                current[i] += v
