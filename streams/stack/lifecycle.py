@@ -31,7 +31,6 @@ from streams.stack.errors import StackError
 from streams.stack.health import Health
 from streams.stack.install import ALL_BINARIES, ensure_installed
 from streams.stack.layout import StateLayout
-from streams.stack.logs import tail
 from streams.stack.services import ServiceSpec, build_specs
 
 START_TIMEOUT_S = 60.0
@@ -109,7 +108,8 @@ def _reconcile_pid_file(spec: ServiceSpec, layout: StateLayout, echo: Echo) -> i
     recorded = processes.read_pid(pid_file)
     pid = _our_pid(spec, layout)
     if pid_file.exists() and recorded != pid:
-        echo(f"{spec.name}: stale PID file (pid {recorded} no longer runs {spec.binary.name})")
+        why = "unreadable" if recorded is None else f"pid {recorded} no longer runs it"
+        echo(f"{spec.name}: stale PID file ({why})")
         pid_file.unlink()
     if pid is not None and recorded != pid:
         echo(f"{spec.name}: found pid {pid} running without PID file; adopting it")
@@ -139,10 +139,11 @@ def _check_ports(specs: Sequence[ServiceSpec]) -> None:
 
 
 def _failure(spec: ServiceSpec, headline: str, log_starts: Mapping[Path, int]) -> StackError:
-    logs = "\n".join(
-        f"  last lines of {log}:\n{tail(log, start=log_starts.get(log, 0))}" for log in spec.logs
+    tails = "\n".join(
+        f"  last lines of {log}:\n{logs.tail(log, start=log_starts.get(log, 0))}"
+        for log in spec.logs
     )
-    return StackError(f"{headline}\n{logs}")
+    return StackError(f"{headline}\n{tails}")
 
 
 def _wait_healthy(

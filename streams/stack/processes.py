@@ -151,7 +151,7 @@ def port_is_free(host: str, port: int) -> bool:
         except OSError as exc:
             if exc.errno in (errno.EADDRINUSE, errno.EACCES):
                 return False
-            raise
+            raise StackError(f"cannot bind {host}:{port}: {exc.strerror}") from None
     return True
 
 
