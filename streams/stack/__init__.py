@@ -28,8 +28,8 @@ lines of the crashed service's log). Invalid settings raise ``ConfigError``.
 
 Modules, one job each: ``layout`` (paths), ``endpoints`` (ports from settings),
 ``configs`` (config file text), ``install`` (binaries), ``processes`` (PIDs, signals,
-ports), ``health`` (probes), ``services`` (the four services), ``lifecycle`` (up/status/
-down), ``cli`` (the command).
+ports), ``health`` (probes), ``logs`` (log tails), ``services`` (the four services),
+``lifecycle`` (up/status/down), ``errors`` (StackError), ``cli`` (the command).
 
 Rule edits in ``alerts/`` need ``curl -X POST <prometheus>/-/reload`` (or down/up); edits to
 ``alerts/alertmanager.yml`` likewise ``<alertmanager>/-/reload``.
