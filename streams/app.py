@@ -13,18 +13,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import faust
 
 from streams.clickhouse_sink import ClickHouseSink
+from streams.counting.pipeline import Pipeline
+from streams.counting.rollups import ROLLUP_COLUMNS, RollupRow
 from streams.events import DEAD_LETTER_TOPIC, TOPICS, Topic
 from streams.ingest import BatchProcessor, Counting, InMessage
 from streams.settings import Settings
 from streams.totals import Totals
 
 log = logging.getLogger(__name__)
+
+WINDOW_TIMER_INTERVAL_S = 1.0
 
 
 def broker_url(bootstrap: str) -> str:
@@ -84,6 +90,31 @@ def add_agents(
             settings.kafka_topic(topic), value_serializer="raw", key_serializer="raw"
         )
         app.agent(source, name=f"consume_{topic}")(_agent_body(topic, processor, settings))
+
+
+def add_window_timer(
+    app: faust.App, settings: Settings, totals: Totals, pipeline: Pipeline
+) -> None:
+    """Close due windows every second — also when no event arrives — and store their rows.
+
+    Rows of one closing are inserted table by table; an insert that fails is retried (the
+    sink blocks), so rows are held in memory, never dropped, while ClickHouse is down.
+    """
+    sink = ClickHouseSink(settings, totals, name="salewatch-rollups")
+
+    @app.timer(interval=WINDOW_TIMER_INTERVAL_S, name="close_windows")  # type: ignore[untyped-decorator]
+    async def close_windows() -> None:
+        rows = pipeline.close_windows(int(time.time() * 1000))
+        for table, table_rows in group_rollup_rows(rows).items():
+            await sink.insert(table, ROLLUP_COLUMNS[table], table_rows)
+
+
+def group_rollup_rows(rows: list[RollupRow]) -> dict[str, list[tuple[Any, ...]]]:
+    """Rollup rows as insert tuples per table, columns in ``ROLLUP_COLUMNS`` order."""
+    grouped: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    for table, row in rows:
+        grouped[table].append(tuple(row[c] for c in ROLLUP_COLUMNS[table]))
+    return grouped
 
 
 def _agent_body(topic: Topic, processor: BatchProcessor, settings: Settings) -> Any:

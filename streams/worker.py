@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import sys
 from typing import Any
 
@@ -63,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     # imported here: Faust is slow to import and not needed by the checks above
     import faust
 
-    from streams.app import add_agents, create_app
+    from streams.app import add_agents, add_window_timer, create_app
+    from streams.counting.pipeline import Pipeline
     from streams.exporter import serve_metrics
 
     totals = Totals()
@@ -85,7 +87,11 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     app = create_app(settings)
-    add_agents(app, settings, totals)
+    # names this worker's rollup rows: a restarted worker re-emits under the same name
+    worker_name = f"{socket.gethostname()}:{settings.metrics_port}"
+    pipeline = Pipeline.from_settings(settings, totals, sessions=None, worker=worker_name)
+    add_agents(app, settings, totals, counting=pipeline)
+    add_window_timer(app, settings, totals, pipeline)
     worker = faust.Worker(app, loglevel=args.loglevel)
     worker.execute_from_commandline()
     return 0
