@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import faust
 
 from streams.clickhouse_sink import ClickHouseSink
+from streams.clock import WindowClock
 from streams.counting.pipeline import Pipeline
 from streams.counting.rollups import ROLLUP_COLUMNS, RollupRow
 from streams.events import DEAD_LETTER_TOPIC, TOPICS, Topic
@@ -63,6 +63,7 @@ def add_agents(
     settings: Settings,
     totals: Totals,
     counting: Counting | None = None,
+    window_clock: WindowClock | None = None,
     topics: tuple[Topic, ...] = TOPICS,
 ) -> None:
     """Register one consuming agent per topic, each with its own ClickHouse connection."""
@@ -85,6 +86,7 @@ def add_agents(
             ClickHouseSink(settings, totals, name=f"salewatch-{topic}"),
             send_dead_letters,
             counting,
+            window_clock=window_clock,
         )
         source = app.topic(
             settings.kafka_topic(topic), value_serializer="raw", key_serializer="raw"
@@ -93,7 +95,11 @@ def add_agents(
 
 
 def add_window_timer(
-    app: faust.App, settings: Settings, totals: Totals, pipeline: Pipeline
+    app: faust.App,
+    settings: Settings,
+    totals: Totals,
+    pipeline: Pipeline,
+    window_clock: WindowClock,
 ) -> None:
     """Close due windows every second — also when no event arrives — and store their rows.
 
@@ -104,7 +110,7 @@ def add_window_timer(
 
     @app.timer(interval=WINDOW_TIMER_INTERVAL_S, name="close_windows")  # type: ignore[untyped-decorator]
     async def close_windows() -> None:
-        rows = pipeline.close_windows(int(time.time() * 1000))
+        rows = pipeline.close_windows(window_clock.now_ms())
         for table, table_rows in group_rollup_rows(rows).items():
             await sink.insert(table, ROLLUP_COLUMNS[table], table_rows)
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from streams import labels
+from streams.clock import WallClock, WindowClock
 from streams.dead_letters import dead_letter_value
 from streams.decode import Limits, decode_message
 from streams.events import Topic
@@ -79,12 +80,14 @@ class BatchProcessor:
         send_dead_letters: SendDeadLetters,
         counting: Counting | None = None,
         clock: Callable[[], float] = time.time,
+        window_clock: WindowClock | None = None,
     ) -> None:
         self.totals = totals
         self.sink = sink
         self.send_dead_letters = send_dead_letters
         self.counting = counting
         self.clock = clock
+        self.window_clock = window_clock or WallClock(clock)
         self.limits = limits_from(settings)
 
     async def handle(self, topic: Topic, messages: Sequence[InMessage]) -> BatchResult:
@@ -110,7 +113,8 @@ class BatchProcessor:
             await self.send_dead_letters(dead)
             self.totals.inc("salewatch_dead_letters_total", (topic,), len(dead))
         if self.counting is not None and events:
-            self.counting.process(topic, events, now_ms)
+            self.window_clock.observe(max(e["ts"] for e in events))
+            self.counting.process(topic, events, self.window_clock.now_ms())
         await self.sink.insert(RAW_TABLE[topic], RAW_COLUMNS[topic], rows)
         return BatchResult(valid=len(events), invalid=len(dead))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -69,6 +70,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(5000, ge=1, le=100_000, description="max events per ClickHouse batch")
     batch_within_s: float = Field(1.0, gt=0, le=60, description="max wait to fill a batch")
     allowed_lateness_s: int = Field(120, ge=0, le=3600)
+    window_clock: Literal["wall", "event"] = Field(
+        "wall", description="what closes windows: wall time (live) or event time (replays)"
+    )
     max_event_age_days: int = Field(30, ge=1, description="older events are dead-lettered")
     max_future_s: int = Field(24 * 3600, ge=0, description="events further ahead are rejected")
     regions: list[str] = Field(default_factory=lambda: list(DEFAULT_REGIONS))

@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     import faust
 
     from streams.app import add_agents, add_window_timer, create_app
+    from streams.clock import make_clock
     from streams.counting.pipeline import Pipeline
     from streams.exporter import serve_metrics
 
@@ -90,8 +91,9 @@ def run(args: argparse.Namespace) -> int:
     # names this worker's rollup rows: a restarted worker re-emits under the same name
     worker_name = f"{socket.gethostname()}:{settings.metrics_port}"
     pipeline = Pipeline.from_settings(settings, totals, sessions=None, worker=worker_name)
-    add_agents(app, settings, totals, counting=pipeline)
-    add_window_timer(app, settings, totals, pipeline)
+    window_clock = make_clock(settings.window_clock)
+    add_agents(app, settings, totals, counting=pipeline, window_clock=window_clock)
+    add_window_timer(app, settings, totals, pipeline, window_clock)
     worker = faust.Worker(app, loglevel=args.loglevel)
     worker.execute_from_commandline()
     return 0
