@@ -1,0 +1,67 @@
+"""docs/metrics.md is generated from the metric declarations and is up to date; its SQL
+examples run on ClickHouse (chdb) against the migrated schema; its PromQL names exist."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from streams.docs_metrics import DOC_PATH, NUMBERS, SQL_DATABASE, Number, main, render
+from streams.metric_defs import METRICS
+from streams.migrate import (
+    DEFAULT_MIGRATIONS_DIR,
+    Execute,
+    apply_migrations,
+    chdb_executor,
+    discover_migrations,
+)
+
+DB = "salewatch_docs"
+
+
+def test_committed_doc_is_up_to_date() -> None:
+    assert DOC_PATH.read_text() == render(), "run `python -m streams.docs_metrics`"
+    assert main(["--check"]) == 0
+
+
+def test_every_metric_is_in_the_reference() -> None:
+    text = render()
+    for name in METRICS:
+        assert f"| `{name}` |" in text
+
+
+@pytest.mark.parametrize("number", NUMBERS, ids=lambda n: n.title)
+def test_business_numbers_name_declared_metrics(number: Number) -> None:
+    assert all(m in METRICS for m in number.metrics)
+    for used in re.findall(r"salewatch_\w+", number.promql):
+        assert re.sub(r"_(bucket|sum|count)$", "", used) in METRICS, used
+
+
+@pytest.fixture(scope="module")
+def execute(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Execute]:
+    chdb_session = pytest.importorskip("chdb.session")
+    session = chdb_session.Session(path=str(tmp_path_factory.mktemp("chdb") / "db"))
+    try:
+        execute = chdb_executor(session)
+        apply_migrations(execute, DB, discover_migrations(DEFAULT_MIGRATIONS_DIR))
+        yield execute
+    finally:
+        session.close()
+
+
+@pytest.mark.parametrize("number", NUMBERS, ids=lambda n: n.title)
+def test_sql_example_runs(execute: Execute, number: Number) -> None:
+    assert f"{SQL_DATABASE}." in number.sql
+    execute(number.sql.replace(f"{SQL_DATABASE}.", f"{DB}."))
+
+
+def test_check_reports_a_stale_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stale = tmp_path / "metrics.md"
+    stale.write_text("old\n")
+    monkeypatch.setattr("streams.docs_metrics.DOC_PATH", stale)
+    assert main(["--check"]) == 1
+    assert main([]) == 0
+    assert stale.read_text() == render()
