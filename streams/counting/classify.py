@@ -24,6 +24,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache, partial
+from operator import itemgetter
 from typing import Any
 
 from streams import labels as lv
@@ -84,7 +85,8 @@ class Classifier:
         self.category: Callable[[object], str] = lru_cache(maxsize=CATEGORY_CACHE_SIZE)(
             partial(lv.top_category, allowed=categories)
         )
-        self.order_categories: ExpiringDict[str] = ExpiringDict()
+        # order_id -> (category, order_created ts)
+        self.order_categories: ExpiringDict[tuple[str, int]] = ExpiringDict(itemgetter(1))
 
     def by_topic(self) -> dict[str, Callable[[Event, Tally], None]]:
         return {
@@ -144,9 +146,10 @@ class Classifier:
         if items:
             category = self.category(items[0]["category"])
             if event_type == "order_created":
-                self.order_categories.set(e["order_id"], category, e["ts"])
+                self.order_categories.set(e["order_id"], (category, e["ts"]))
         else:
-            category = self.order_categories.get(e["order_id"]) or OTHER
+            remembered = self.order_categories.get(e["order_id"])
+            category = OTHER if remembered is None else remembered[0]
         amount_key = (event_type, channel, category)
         sums = t.amounts.get(amount_key)
         if sums is None:

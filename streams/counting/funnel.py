@@ -14,9 +14,11 @@ Which events are session activity: every ``clicks`` and ``carts`` event and the 
 events a shopper makes (``order_created``, ``payment_succeeded``, ``payment_failed``).
 Cancels, refunds and tickets happen outside the shopping session and do not touch it.
 
-Persistence: the worker keeps sessions in a Faust table with a changelog (a
-:class:`SessionStore` adapter converting with :meth:`Session.to_wire` /
-:meth:`Session.from_wire`); tests and the backtest use :class:`MemorySessionStore`.
+Persistence: the worker keeps sessions in a Faust table with a changelog through
+:class:`MappingSessionStore` (values are :meth:`Session.to_wire` lists); tests and the
+backtest use :class:`MemorySessionStore`. Sessions must be processed by the worker that
+owns them: orders are keyed by ``order_id`` in Kafka, so the worker re-keys order events by
+``session_id`` before they touch a partitioned session table.
 :class:`SessionTracker` writes each touched session back once per batch (one changelog
 record per session per batch, not per event).
 
@@ -28,13 +30,15 @@ if that session's gap were under ``timeout_ms``, which the grace excludes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from operator import itemgetter
 from typing import Any, NamedTuple, Protocol
 
 from streams.counting.expiring import ExpiringDict
 from streams.metric_defs import FUNNEL_STEPS
 
 SESSION_TIMEOUT_MS = 30 * 60 * 1000
+EXPIRY_INTERVAL_MS = 60_000
 
 # step numbers: 0 = no step yet, i = FUNNEL_STEPS[i - 1]
 NO_STEP = 0
@@ -94,7 +98,7 @@ def expire_by_scan(store: SessionStore, before_ms: int) -> int:
     return len(idle)
 
 
-class MemorySessionStore:
+class MemorySessionStore(ExpiringDict[Session]):
     """An in-memory :class:`SessionStore` whose expiry costs O(expired sessions).
 
     Sessions are filed by the minute of their ``last_seen_ms`` (``ExpiringDict``), so a
@@ -102,25 +106,54 @@ class MemorySessionStore:
     """
 
     def __init__(self) -> None:
-        self._sessions: ExpiringDict[Session] = ExpiringDict()
-
-    def get(self, session_id: str) -> Session | None:
-        return self._sessions.get(session_id)
-
-    def set(self, session_id: str, session: Session) -> None:
-        self._sessions.set(session_id, session, session.last_seen_ms)
-
-    def delete(self, session_id: str) -> None:
-        self._sessions.delete(session_id)
-
-    def items(self) -> Iterator[tuple[str, Session]]:
-        return self._sessions.items()
+        super().__init__(_LAST_SEEN)
 
     def expire_idle(self, before_ms: int) -> int:
-        return self._sessions.expire(before_ms)
+        return self.expire(before_ms)
 
-    def __len__(self) -> int:
-        return len(self._sessions)
+
+_LAST_SEEN: Callable[[Session], int] = itemgetter(3)
+
+
+class MappingSessionStore:
+    """A :class:`SessionStore` over any mapping of wire values, e.g. a Faust table.
+
+    ``table[session_id] = session.to_wire()`` is a plain JSON-able list, so a Faust table
+    with a changelog (``app.Table(..., value_type=list)``, JSON serializer) persists it and
+    restores it after a restart or rebalance; ``del table[key]`` writes the tombstone.
+    Expiry scans the table (:func:`expire_by_scan`), which ``SessionTracker`` runs at most
+    once a minute. A stored value that is not a valid wire session counts as no session.
+    """
+
+    def __init__(self, table: MutableMapping[str, Any]) -> None:
+        self.table = table
+
+    def get(self, session_id: str) -> Session | None:
+        value = self.table.get(session_id)
+        if value is None:
+            return None
+        try:
+            return Session.from_wire(value)
+        except ValueError:
+            return None
+
+    def set(self, session_id: str, session: Session) -> None:
+        self.table[session_id] = session.to_wire()
+
+    def delete(self, session_id: str) -> None:
+        if session_id in self.table:
+            del self.table[session_id]
+
+    def items(self) -> Iterator[tuple[str, Session]]:
+        for session_id in list(self.table):
+            # a malformed value shows as idle since 1970, so the next expiry removes it
+            yield session_id, self.get(session_id) or _MALFORMED
+
+    def expire_idle(self, before_ms: int) -> int:
+        return expire_by_scan(self, before_ms)
+
+
+_MALFORMED = Session(NO_STEP, "other", 0, 0)
 
 
 class StepSink(Protocol):
@@ -149,6 +182,7 @@ class SessionTracker:
         self.timeout_ms = timeout_ms
         self.grace_ms = grace_ms
         self._dirty: dict[str, Session] = {}
+        self._next_expiry_ms = -(1 << 62)
 
     def touch(
         self,
@@ -159,25 +193,27 @@ class SessionTracker:
         step: int,
         sink: StepSink,
     ) -> None:
-        session = self._dirty.get(session_id)
+        dirty = self._dirty
+        session = dirty.get(session_id)
         if session is None:
             session = self.store.get(session_id)
-        if session is None or ts - session.last_seen_ms >= self.timeout_ms:
+        # index access: NamedTuple attribute lookups cost more on this per-event path
+        if session is None or ts - session[3] >= self.timeout_ms:
             session = Session(step, channel, ts, ts)
             old = NO_STEP
         else:
-            old = session.step
-            if step <= old and session.first_seen_ms <= ts <= session.last_seen_ms:
+            old, first, last = session[0], session[2], session[3]
+            if step <= old and first <= ts <= last:
                 return  # nothing changes: no write, no changelog record
             session = Session(
                 step if step > old else old,
-                session.channel,
-                ts if ts < session.first_seen_ms else session.first_seen_ms,
-                ts if ts > session.last_seen_ms else session.last_seen_ms,
+                session[1],
+                ts if ts < first else first,
+                ts if ts > last else last,
             )
-        self._dirty[session_id] = session
-        if session.step > old:
-            sink.reached(session.channel, traffic_source, old, session.step)
+        dirty[session_id] = session
+        if session[0] > old:
+            sink.reached(session[1], traffic_source, old, session[0])
 
     def flush(self) -> None:
         """Write every session touched since the last flush to the store."""
@@ -187,6 +223,13 @@ class SessionTracker:
         self._dirty.clear()
 
     def expire(self, now_ms: int) -> int:
-        """Delete sessions idle for ``timeout_ms + grace_ms`` at ``now_ms``; count them."""
+        """Delete sessions idle for ``timeout_ms + grace_ms`` at ``now_ms``; count them.
+
+        Runs at most once per ``EXPIRY_INTERVAL_MS`` of clock (a table adapter scans every
+        session); a session kept a little longer changes no count.
+        """
         self.flush()
+        if now_ms < self._next_expiry_ms:
+            return 0
+        self._next_expiry_ms = now_ms + EXPIRY_INTERVAL_MS
         return self.store.expire_idle(now_ms - self.timeout_ms - self.grace_ms + 1)

@@ -16,6 +16,7 @@ from streams.counting.funnel import (
     PAID,
     SESSION_TIMEOUT_MS,
     VISIT,
+    MappingSessionStore,
     MemorySessionStore,
     Session,
     SessionTracker,
@@ -245,3 +246,41 @@ def test_memory_store_moves_a_session_between_buckets() -> None:
     store.delete("s")
     assert len(store) == 0
     assert store.expire_idle(100 * MIN) == 0
+
+
+# ------------------------------------------------------------------ table-backed store
+
+
+def test_mapping_store_keeps_json_wire_values_and_counts_like_memory() -> None:
+    table: dict[str, Any] = {}
+    tally = Tally()
+    tracker = SessionTracker(MappingSessionStore(table))
+    tracker.touch("s", "app", "ads", 0, VISIT, tally)
+    tracker.flush()
+    restarted = SessionTracker(MappingSessionStore(json.loads(json.dumps(table))))
+    restarted.touch("s", "app", "ads", 29 * MIN, CART, tally)  # same session after restart
+    assert table == {"s": [1, VISIT, "app", 0, 0]}
+    assert tally.visits == {("app", "ads"): 1}
+    assert tally.funnel == {(step, "app"): 1 for step in ("visit", "detail", "cart")}
+
+
+def test_mapping_store_treats_a_malformed_value_as_no_session_and_expires_it() -> None:
+    table: dict[str, Any] = {"bad": {"old": "format"}, "ok": [1, VISIT, "app", 0, 50 * MIN]}
+    store = MappingSessionStore(table)
+    assert store.get("bad") is None
+    assert store.expire_idle(40 * MIN) == 1
+    assert list(table) == ["ok"]
+    store.delete("ok")
+    store.delete("ok")
+    assert table == {}
+
+
+def test_expiry_runs_at_most_once_a_minute() -> None:
+    store = MemorySessionStore()
+    tracker = SessionTracker(store)
+    assert tracker.expire(0) == 0
+    store.set("s", Session(VISIT, "app", 0, 0))
+    assert tracker.expire(40 * MIN) == 1
+    store.set("t", Session(VISIT, "app", 0, 0))
+    assert tracker.expire(40 * MIN + 59_999) == 0, "too soon"
+    assert tracker.expire(41 * MIN) == 1

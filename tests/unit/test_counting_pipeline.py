@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from streams.counting.classify import ORDER_MEMORY_MS
+from streams.counting.funnel import MemorySessionStore
 from streams.counting.pipeline import Pipeline
 from streams.counting.rollups import ROLLUP_COLUMNS, RollupRow
 from streams.events import Topic
@@ -547,8 +548,10 @@ def test_memory_is_flat_after_windows_and_sessions_expire() -> None:
     p.close_windows(T0 + 180 * MIN + 40 * MIN)
     assert len(p.windows) == 0
     assert list(p.sessions.store.items()) == []
+    assert isinstance(p.sessions.store, MemorySessionStore)
+    assert p.sessions.store.filings() == 0
     assert len(p.classifier.order_categories) == 0
-    assert p.classifier.order_categories.bucket_count() == 0
+    assert p.classifier.order_categories.filings() == 0
     assert len(p.active_users) <= 15
 
 
