@@ -12,8 +12,8 @@ seconds (an ``int`` a ``DateTime`` column takes as is), amounts as ``Decimal`` w
 places (exact sums of cents), histograms as a list of counts.
 
 The column names and order of every table are :data:`ROLLUP_COLUMNS`; each row's dict has
-exactly those keys, so a sink can do ``INSERT INTO db.{table} ({columns}) VALUES`` with
-``[row[c] for c in columns]``.
+exactly those keys; :func:`insert_batches` groups rows into one value-tuple batch per table
+for ``INSERT INTO db.{table} ({columns}) VALUES``.
 """
 
 from __future__ import annotations
@@ -99,6 +99,29 @@ class RollupRow(NamedTuple):
 
     table: str
     row: dict[str, Value]
+
+
+class InsertBatch(NamedTuple):
+    """Rows of one table as value tuples in :data:`ROLLUP_COLUMNS` order, for one INSERT."""
+
+    table: str
+    columns: tuple[str, ...]
+    rows: list[tuple[Value, ...]]
+
+
+def insert_batches(rows: list[RollupRow]) -> list[InsertBatch]:
+    """Group rows by table, one batch per table that has rows, in ``ROLLUP_TABLES`` order.
+
+    What a sink needs: ``insert(batch.table, batch.columns, batch.rows)``.
+    """
+    by_table: dict[str, list[tuple[Value, ...]]] = {}
+    for table, row in rows:
+        by_table.setdefault(table, []).append(tuple(row[c] for c in ROLLUP_COLUMNS[table]))
+    return [
+        InsertBatch(table, ROLLUP_COLUMNS[table], by_table[table])
+        for table in ROLLUP_TABLES
+        if table in by_table
+    ]
 
 
 def money(cents: int) -> Decimal:

@@ -15,7 +15,7 @@ import pytest
 
 from streams import labels
 from streams.counting.pipeline import Pipeline
-from streams.counting.rollups import ROLLUP_COLUMNS, RollupRow
+from streams.counting.rollups import ROLLUP_COLUMNS, RollupRow, insert_batches
 from streams.docs_metrics import NUMBERS, SQL_DATABASE
 from streams.migrate import (
     DEFAULT_MIGRATIONS_DIR,
@@ -54,15 +54,10 @@ def literal(value: Any) -> str:
 
 
 def insert(execute: Execute, rows: list[RollupRow]) -> None:
-    """One INSERT per table, as the sink does (one batch per table)."""
-    for table, columns in ROLLUP_COLUMNS.items():
-        values = [
-            "(" + ", ".join(literal(r.row[c]) for c in columns) + ")"
-            for r in rows
-            if r.table == table
-        ]
-        if values:
-            execute(f"INSERT INTO {DB}.{table} ({', '.join(columns)}) VALUES {', '.join(values)}")
+    """One INSERT per table, as the sink does with insert_batches."""
+    for batch in insert_batches(rows):
+        values = ", ".join("(" + ", ".join(literal(v) for v in row) + ")" for row in batch.rows)
+        execute(f"INSERT INTO {DB}.{batch.table} ({', '.join(batch.columns)}) VALUES {values}")
 
 
 def one_window_of_everything() -> Pipeline:
