@@ -14,17 +14,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import faust
+import orjson
 
 from streams.clickhouse_sink import ClickHouseSink
 from streams.clock import WindowClock
 from streams.counting.pipeline import Pipeline
 from streams.counting.rollups import ROLLUP_COLUMNS, RollupRow
-from streams.events import DEAD_LETTER_TOPIC, TOPICS, Topic
-from streams.ingest import BatchProcessor, Counting, InMessage
+from streams.events import DEAD_LETTER_TOPIC, ORDERS_BY_SESSION_TOPIC, TOPICS, Topic
+from streams.ingest import BatchProcessor, InMessage
 from streams.settings import Settings
 from streams.totals import Totals
 
@@ -58,40 +60,72 @@ def create_app(settings: Settings) -> faust.App:
     )
 
 
+class CountLocally:
+    """Counts batches with this worker's counting pipeline, on the window clock."""
+
+    def __init__(self, pipeline: Pipeline, window_clock: WindowClock) -> None:
+        self.pipeline = pipeline
+        self.window_clock = window_clock
+
+    async def __call__(self, topic: Topic, events: list[dict[str, Any]]) -> None:
+        self.window_clock.observe(max(e["ts"] for e in events))
+        self.pipeline.process(topic, events, self.window_clock.now_ms())
+
+
 def add_agents(
     app: faust.App,
     settings: Settings,
     totals: Totals,
-    counting: Counting | None = None,
-    window_clock: WindowClock | None = None,
-    topics: tuple[Topic, ...] = TOPICS,
+    pipeline: Pipeline,
+    window_clock: WindowClock,
 ) -> None:
-    """Register one consuming agent per topic, each with its own ClickHouse connection."""
-    dead_letters = app.topic(
-        settings.kafka_topic(DEAD_LETTER_TOPIC), value_serializer="raw", key_serializer="raw"
-    )
+    """Register the agents: one per source topic, plus the re-keyed orders counter.
 
-    async def send_dead_letters(items: list[tuple[bytes | None, bytes]]) -> None:
+    Sessions live with the worker that owns their partition of ``clicks``/``carts`` (keyed
+    by ``session_id``). Orders arrive keyed by ``order_id``, so their agent stores them raw
+    and forwards the valid ones, keyed by ``session_id``, to ``orders_by_session``; that
+    topic has the same partition count, so Faust assigns its partition p to the worker
+    that owns partition p of ``clicks`` and ``carts`` (co-partitioning), which counts them.
+    """
+    dead_letters = _raw_topic(app, settings, DEAD_LETTER_TOPIC)
+    by_session = _raw_topic(app, settings, ORDERS_BY_SESSION_TOPIC)
+    count_locally = CountLocally(pipeline, window_clock)
+
+    async def send(topic_name: str, items: list[tuple[bytes | None, bytes]]) -> None:
         producer = app.producer
         futures = [
-            await producer.send(dead_letters.get_topic_name(), key, value, None, None, None)
-            for key, value in items
+            await producer.send(topic_name, key, value, None, None, None) for key, value in items
         ]
         await asyncio.gather(*futures)
 
-    for topic in topics:
+    async def send_dead_letters(items: list[tuple[bytes | None, bytes]]) -> None:
+        await send(dead_letters.get_topic_name(), items)
+
+    async def forward_by_session(topic: Topic, events: list[dict[str, Any]]) -> None:
+        items = [(e["session_id"].encode(), orjson.dumps(e)) for e in events]
+        await send(by_session.get_topic_name(), items)
+
+    for topic in TOPICS:
         processor = BatchProcessor(
             settings,
             totals,
             ClickHouseSink(settings, totals, name=f"salewatch-{topic}"),
             send_dead_letters,
-            counting,
-            window_clock=window_clock,
+            count=forward_by_session if topic == "orders" else count_locally,
         )
-        source = app.topic(
-            settings.kafka_topic(topic), value_serializer="raw", key_serializer="raw"
-        )
-        app.agent(source, name=f"consume_{topic}")(_agent_body(topic, processor, settings))
+        body = _agent_body(topic, processor.handle, settings)
+        app.agent(_raw_topic(app, settings, topic), name=f"consume_{topic}")(body)
+
+    async def count_orders(topic: Topic, messages: Sequence[InMessage]) -> None:
+        # produced by this app from validated events: trusted, no second validation
+        await count_locally("orders", [orjson.loads(m.value) for m in messages])
+
+    body = _agent_body("orders", count_orders, settings, name="count_orders_by_session")
+    app.agent(by_session, name="count_orders_by_session")(body)
+
+
+def _raw_topic(app: faust.App, settings: Settings, topic: str) -> Any:
+    return app.topic(settings.kafka_topic(topic), value_serializer="raw", key_serializer="raw")
 
 
 def add_window_timer(
@@ -123,7 +157,12 @@ def group_rollup_rows(rows: list[RollupRow]) -> dict[str, list[tuple[Any, ...]]]
     return grouped
 
 
-def _agent_body(topic: Topic, processor: BatchProcessor, settings: Settings) -> Any:
+def _agent_body(
+    topic: Topic,
+    handle: Callable[[Topic, Sequence[InMessage]], Awaitable[Any]],
+    settings: Settings,
+    name: str = "",
+) -> Any:
     async def consume(stream: Any) -> None:
         batches = stream.take_events(settings.batch_size, within=settings.batch_within_s)
         async for batch in batches:
@@ -131,7 +170,7 @@ def _agent_body(topic: Topic, processor: BatchProcessor, settings: Settings) -> 
                 InMessage(e.value, e.message.key, e.message.partition, e.message.offset)
                 for e in batch
             ]
-            await processor.handle(topic, messages)
+            await handle(topic, messages)
 
-    consume.__name__ = consume.__qualname__ = f"consume_{topic}"
+    consume.__name__ = consume.__qualname__ = name or f"consume_{topic}"
     return consume

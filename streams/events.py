@@ -21,6 +21,8 @@ SCHEMA_VERSION = 1
 Topic = Literal["clicks", "carts", "orders", "tickets"]
 TOPICS: tuple[Topic, ...] = ("clicks", "carts", "orders", "tickets")
 DEAD_LETTER_TOPIC = "dead_letters"
+# internal: valid order events re-keyed by session_id, so the session's owner counts them
+ORDERS_BY_SESSION_TOPIC = "orders_by_session"
 
 EVENT_TYPES: dict[Topic, frozenset[str]] = {
     "clicks": frozenset({"page_view", "click"}),

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from streams import labels
-from streams.clock import WallClock, WindowClock
 from streams.dead_letters import dead_letter_value
 from streams.decode import Limits, decode_message
 from streams.events import Topic
@@ -48,10 +47,9 @@ class BatchResult:
     invalid: int
 
 
-class Counting(Protocol):
-    """The event-time counting core (``streams.counting``) as the chain uses it."""
-
-    def process(self, topic: Topic, events: list[dict[str, Any]], now_ms: int) -> None: ...
+# counts a batch of valid events: locally (``streams.counting``) or by forwarding them to
+# the worker that owns their sessions; returns once they are counted or handed over
+CountBatch = Callable[[Topic, list[dict[str, Any]]], Awaitable[None]]
 
 
 class RawSink(Protocol):
@@ -78,16 +76,14 @@ class BatchProcessor:
         totals: Totals,
         sink: RawSink,
         send_dead_letters: SendDeadLetters,
-        counting: Counting | None = None,
+        count: CountBatch | None = None,
         clock: Callable[[], float] = time.time,
-        window_clock: WindowClock | None = None,
     ) -> None:
         self.totals = totals
         self.sink = sink
         self.send_dead_letters = send_dead_letters
-        self.counting = counting
+        self.count = count
         self.clock = clock
-        self.window_clock = window_clock or WallClock(clock)
         self.limits = limits_from(settings)
 
     async def handle(self, topic: Topic, messages: Sequence[InMessage]) -> BatchResult:
@@ -112,9 +108,8 @@ class BatchProcessor:
         if dead:
             await self.send_dead_letters(dead)
             self.totals.inc("salewatch_dead_letters_total", (topic,), len(dead))
-        if self.counting is not None and events:
-            self.window_clock.observe(max(e["ts"] for e in events))
-            self.counting.process(topic, events, self.window_clock.now_ms())
+        if self.count is not None and events:
+            await self.count(topic, events)
         await self.sink.insert(RAW_TABLE[topic], RAW_COLUMNS[topic], rows)
         return BatchResult(valid=len(events), invalid=len(dead))
 

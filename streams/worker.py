@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     worker_name = f"{socket.gethostname()}:{settings.metrics_port}"
     pipeline = Pipeline.from_settings(settings, totals, sessions=None, worker=worker_name)
     window_clock = make_clock(settings.window_clock)
-    add_agents(app, settings, totals, counting=pipeline, window_clock=window_clock)
+    add_agents(app, settings, totals, pipeline, window_clock)
     add_window_timer(app, settings, totals, pipeline, window_clock)
     worker = faust.Worker(app, loglevel=args.loglevel)
     worker.execute_from_commandline()
