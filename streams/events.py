@@ -52,6 +52,8 @@ DIMENSION_MAX_LEN = 128
 MAX_EVENT_BYTES = 64 * 1024  # EVENTS.md: a larger event is dead-lettered
 MAX_BATCH_EVENTS = 1000  # EVENTS.md: an array message holds at most this many events
 MAX_MESSAGE_BYTES = 1024 * 1024  # Kafka's default message.max.bytes; larger is not parsed
+MAX_TIMING_MS = 600_000  # page timings (load_ms, lcp_ms, inp_ms, ttfb_ms): at most 10 minutes
+MAX_CLS = 100.0  # layout shift score: typically < 1; far beyond that is a broken measurement
 
 FieldKind = Literal["string", "integer", "number", "array"]
 
@@ -100,7 +102,12 @@ TOPIC_FIELDS: dict[Topic, tuple[FieldSpec, ...]] = {
         _id("item_id", required=False),
         _dim("category", required=False),
         _dim("traffic_source", required=False),
-        FieldSpec("load_ms", "integer", required=False, minimum=0, maximum=600_000),
+        FieldSpec("load_ms", "integer", required=False, minimum=0, maximum=MAX_TIMING_MS),
+        # Core Web Vitals of the page load, measured in the browser (web-vitals library)
+        FieldSpec("lcp_ms", "integer", required=False, minimum=0, maximum=MAX_TIMING_MS),
+        FieldSpec("inp_ms", "integer", required=False, minimum=0, maximum=MAX_TIMING_MS),
+        FieldSpec("cls", "number", required=False, minimum=0, maximum=MAX_CLS),
+        FieldSpec("ttfb_ms", "integer", required=False, minimum=0, maximum=MAX_TIMING_MS),
     ),
     "carts": ITEM_FIELDS,
     "orders": (
@@ -142,6 +149,10 @@ class ClickEvent(BaseEvent):
     category: NotRequired[str]
     traffic_source: NotRequired[str]
     load_ms: NotRequired[int]
+    lcp_ms: NotRequired[int]
+    inp_ms: NotRequired[int]
+    cls: NotRequired[float]
+    ttfb_ms: NotRequired[int]
 
 
 class CartEvent(BaseEvent):
