@@ -1,0 +1,34 @@
+"""Command-line options of the benchmark run (shared by ``salewatch bench`` and ``bench.run``)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+STEPS = ("throughput", "variants", "scaleout", "freshness", "memory")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes and short runs (about 2 minutes)"
+    )
+    parser.add_argument(
+        "--events", type=int, help="events of the pre-produced topics (default 1M; quick 200k)"
+    )
+    parser.add_argument(
+        "--only", nargs="+", choices=STEPS, help="run only these steps (default: all)"
+    )
+    parser.add_argument("--skip", nargs="+", choices=STEPS, default=[], help="steps to skip")
+    parser.add_argument(
+        "--memory-events",
+        type=int,
+        nargs="+",
+        help="RSS checkpoints in events (default 1M 5M 10M; quick 200k 600k 1M)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("bench/results.json"), help="where to write results"
+    )
+    parser.add_argument("--chart", type=Path, default=Path("bench/results.png"))
+    parser.add_argument(
+        "--port-base", type=int, default=9200, help="first /metrics port of bench workers"
+    )
