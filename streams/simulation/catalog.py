@@ -25,7 +25,7 @@ class Weighted(Generic[T]):
 
     def __init__(self, pairs: dict[T, float]) -> None:
         self.values: tuple[T, ...] = tuple(pairs)
-        self.cum = list(accumulate(pairs.values()))
+        self.cum = tuple(accumulate(pairs.values()))
         self.total = self.cum[-1]
 
     def pick(self, rng: random.Random) -> T:
@@ -123,9 +123,9 @@ class Catalog:
     """
 
     def __init__(self, n: int, rng: random.Random) -> None:
-        self.ids: list[str] = []
-        self.categories: list[str] = []
-        self.price_cents: list[int] = []
+        ids: list[str] = []
+        categories: list[str] = []
+        price_cents: list[int] = []
         by_top: dict[str, list[int]] = {name: [] for name in CATEGORIES}
         weights: list[float] = []
         for i in range(n):
@@ -135,19 +135,22 @@ class Catalog:
             price = rng.lognormvariate(0, profile.price_sigma) * profile.median_price
             # shop prices end in .90: 159.90, 1299.90
             cents = max(190, round(price) * 100 - 10)
-            self.ids.append(f"i{i:06d}")
-            self.categories.append(f"{top}/{sub}")
-            self.price_cents.append(cents)
+            ids.append(f"i{i:06d}")
+            categories.append(f"{top}/{sub}")
+            price_cents.append(cents)
             by_top[top].append(i)
             weights.append(1.0 / (1 + rng.randrange(n)) ** ITEM_POPULARITY_EXPONENT)
+        # tuples of str/int are untracked by the garbage collector: no cost in its passes
+        self.ids, self.categories = tuple(ids), tuple(categories)
+        self.price_cents = tuple(price_cents)
         self._all = Weighted({i: weights[i] for i in range(n)})
         self._by_top = {
             top: Weighted({i: weights[i] for i in idx}) for top, idx in by_top.items() if idx
         }
 
     def pick(self, rng: random.Random, top: str | None = None) -> int:
-        table = self._by_top.get(top, self._all) if top is not None else self._all
-        return table.pick(rng)
+        table = self._all if top is None else self._by_top.get(top, self._all)
+        return table.values[bisect(table.cum, rng.random() * table.total)]
 
 
 class Population:
@@ -157,9 +160,10 @@ class Population:
         mean = sum(REGION_SHARES.values()) / len(REGION_SHARES)
         region_pick = Weighted({r: REGION_SHARES.get(r, mean) for r in regions})
         self.n = n
-        self.regions = [region_pick.pick(rng) for _ in range(n)]
-        self.channels = [CHANNELS.pick(rng) for _ in range(n)]
-        self.methods = [PAYMENT_METHODS.pick(rng) for _ in range(n)]
+        # tuples: untracked by the garbage collector, see Catalog
+        self.regions = tuple(region_pick.pick(rng) for _ in range(n))
+        self.channels = tuple(CHANNELS.pick(rng) for _ in range(n))
+        self.methods = tuple(PAYMENT_METHODS.pick(rng) for _ in range(n))
 
     @staticmethod
     def user_id(index: int) -> str:

@@ -96,7 +96,7 @@ def build_world(config: SimConfig, seed: int) -> World:
     catalog = Catalog(config.catalog_items, rng)
     population = Population(config.users, config.regions, rng)
     schedule = IncidentSchedule(config.incidents, config.start_ms)
-    return World(catalog, population, id_prefix(config, seed), schedule)
+    return World(catalog, population, id_prefix(config, seed), schedule, config.end_ms)
 
 
 class _Rates:
@@ -184,6 +184,7 @@ def generate(config: SimConfig, seed: int) -> Iterator[SimEvent]:
     stall_on = schedule.has("pipeline_stall")
     lost_on = schedule.has("orders_lost")
     loss_rng = random.Random(_stream_seed(seed, _LOSS))
+    special = surge_on or stall_on or lost_on
     invalid_rate = config.invalid_rate
     invalid_rng = random.Random(_stream_seed(seed, _INVALID))
 
@@ -220,17 +221,18 @@ def generate(config: SimConfig, seed: int) -> Iterator[SimEvent]:
             heapreplace(heap, (events[pos + 1].ts, tie, events, pos + 1))
         else:
             heappop(heap)
-        if surge_on and ev.event["event_type"] == "payment_succeeded":
-            e = ev.event
-            paid_pool.append((e["order_id"], e["user_id"], e["channel"], e["region"]))
-        if stall_on:
-            loss = schedule.severity("pipeline_stall", ev.ts)
-            if loss and (loss >= 1 or loss_rng.random() < loss):
-                continue
-        if lost_on and ev.topic == "orders":
-            loss = schedule.severity("orders_lost", ev.ts)
-            if loss and (loss >= 1 or loss_rng.random() < loss):
-                continue
+        if special:
+            if surge_on and ev.event["event_type"] == "payment_succeeded":
+                e = ev.event
+                paid_pool.append((e["order_id"], e["user_id"], e["channel"], e["region"]))
+            if stall_on:
+                loss = schedule.severity("pipeline_stall", ev.ts)
+                if loss and (loss >= 1 or loss_rng.random() < loss):
+                    continue
+            if lost_on and ev.topic == "orders":
+                loss = schedule.severity("orders_lost", ev.ts)
+                if loss and (loss >= 1 or loss_rng.random() < loss):
+                    continue
         yield ev
         if invalid_rate and invalid_rng.random() < invalid_rate:
             yield make_invalid(invalid_rng, ev)

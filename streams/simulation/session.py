@@ -90,7 +90,11 @@ HUNTER = Behaviour(3.0, 0.5, 0.6, 0.85, 0.92, 0.97, 0.8, 0.6, 0.05, 0.005)
 
 
 class World:
-    """What all sessions of one run share: the catalog, the users, ids, the incidents."""
+    """What all sessions of one run share: the catalog, the users, ids, the incidents.
+
+    ``horizon_ms`` is the end of the run: a session stops browsing there (what it would do
+    later is never emitted, and skipping it changes no earlier event).
+    """
 
     def __init__(
         self,
@@ -98,11 +102,13 @@ class World:
         population: Population,
         id_prefix: str,
         schedule: IncidentSchedule,
+        horizon_ms: int = 2**62,
     ) -> None:
         self.catalog = catalog
         self.population = population
         self.prefix = id_prefix
         self.schedule = schedule
+        self.horizon_ms = horizon_ms  # events from here on are never emitted: stop there
         self.slow_on = schedule.has("checkout_slow")
         self.outage_on = schedule.has("payment_outage")
 
@@ -114,11 +120,13 @@ class _Session:
         "b",
         "cart",
         "channel",
+        "load_factor",
         "n",
         "out",
         "region",
         "rng",
         "sid",
+        "slow_on",
         "source",
         "t",
         "u",
@@ -137,6 +145,8 @@ class _Session:
         self.region = pop.regions[u]
         self.channel = pop.channels[u] if rng.random() < 0.8 else CHANNELS.pick(rng)
         self.source = ""
+        self.load_factor = CHANNEL_LOAD_FACTOR.get(self.channel, 1.0)
+        self.slow_on = w.slow_on
 
     # --- event builders ---------------------------------------------------------------
     def _base(self, event_type: str, ts: int, session_id: str) -> dict[str, Any]:
@@ -176,8 +186,8 @@ class _Session:
         self.out.append(SimEvent(t, "clicks", sid, ev))
 
     def view(self, page: str, item: int = -1) -> None:
-        median = PAGE_LOAD_MEDIAN_MS[page] * CHANNEL_LOAD_FACTOR.get(self.channel, 1.0)
-        if self.w.slow_on and page in SLOW_PAGES:
+        median = PAGE_LOAD_MEDIAN_MS[page] * self.load_factor
+        if self.slow_on and page in SLOW_PAGES:
             median *= max(1.0, self.w.schedule.severity("checkout_slow", self.t))
         load = int(median * _LOAD_SPREAD[int(self.rng.random() * _QUANTILES)])
         self._click("page_view", page, item, min(max(load, 50), 600_000))
@@ -297,10 +307,12 @@ class _Session:
                 break
             page = nxt
             self.think()
+            if self.t >= self.w.horizon_ms:
+                break
 
     def _slowness(self) -> float:
         """The checkout_slow factor now (≥ 1); conversion falls with it."""
-        if not self.w.slow_on:
+        if not self.slow_on:
             return 1.0
         return max(1.0, self.w.schedule.severity("checkout_slow", self.t))
 
