@@ -73,7 +73,8 @@ def _non_negative(kind: type[int] | type[float], upper: float | None = None) -> 
         try:
             value = kind(text)
         except ValueError:
-            raise SpecError(f"{text!r} is not a {kind.__name__}") from None
+            what = "an integer" if kind is int else "a number"
+            raise SpecError(f"{text!r} is not {what}") from None
         if value < 0 or (upper is not None and value > upper):
             bound = f" and ≤ {upper:g}" if upper is not None else ""
             raise SpecError(f"{text!r} must be ≥ 0{bound}")
