@@ -20,6 +20,11 @@ COMMAND_MODULES = (
     "streams.migrate",
     "streams.worker",
     "streams.simulate",
+    "streams.backtest_cli",
+    "streams.convert_cli",
+    "streams.dashboards_cli",
+    "streams.collect_cli",
+    "streams.bench_cli",
 )
 
 
