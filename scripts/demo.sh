@@ -8,7 +8,7 @@ STATE="${SALEWATCH_STATE_DIR:-.salewatch}"
 PIDFILE="$STATE/worker.pid"
 LOG="$STATE/logs/worker.log"
 METRICS_PORT="${SALEWATCH_METRICS_PORT:-9108}"
-RATE="${DEMO_RATE:-300}"
+RATE="${DEMO_RATE:-100}"
 DURATION="${DEMO_DURATION:-120s}"
 
 stop_worker() {
@@ -37,7 +37,7 @@ for _ in $(seq 120); do
   sleep 0.5
 done
 
-salewatch simulate --rate "$RATE" --duration "$DURATION" --speed 1
+salewatch simulate --rate "$RATE" --duration "$DURATION" --speed 1 --spike-at 60s --spike-multiplier 20
 
 cat <<TXT
 
@@ -49,5 +49,9 @@ TXT
 echo
 echo "Orders stored in ClickHouse by type:"
 curl -s 'http://127.0.0.1:8123/?query=SELECT+event_type,count()+FROM+salewatch.orders_raw+FINAL+GROUP+BY+event_type+ORDER+BY+event_type'
-echo "Events counted live by the worker:"
-curl -s "http://127.0.0.1:${METRICS_PORT}/metrics" | grep '^salewatch_events_valid_total' || true
+echo "Counted live by the worker (/metrics):"
+curl -s "http://127.0.0.1:${METRICS_PORT}/metrics" \
+  | grep -E '^salewatch_(events_valid_total|funnel_sessions_total)' | grep -v ' 0.0$' || true
+echo "Per-minute funnel rollups in ClickHouse (windows close 3 minutes after they end):"
+curl -s 'http://127.0.0.1:8123/?query=SELECT+window_start,step,sum(sessions)+FROM+salewatch.funnel_1m+FINAL+GROUP+BY+window_start,step+ORDER+BY+window_start+DESC,step+LIMIT+10'
+
