@@ -43,7 +43,9 @@ def to_messages(
     limit = min(max_events, MAX_BATCH_EVENTS)
     # session key -> (ts of its oldest buffered click, clicks); insertion order = age
     buffers: dict[str, tuple[int, list[SimEvent]]] = {}
+    now = 0
     for ev in events:
+        now = ev.ts
         while buffers:
             key = next(iter(buffers))
             first_ts, buffered = buffers[key]
@@ -63,9 +65,8 @@ def to_messages(
         if len(entry[1]) >= limit:
             del buffers[ev.key]
             yield _array(ev.ts, ev.key, entry[1])
-    last_ts = max((b[-1].ts for _, b in buffers.values()), default=0)
     for key, (_, buffered) in buffers.items():
-        yield _array(last_ts, key, buffered)
+        yield _array(now, key, buffered)
 
 
 def _array(ts: int, key: str, buffered: list[SimEvent]) -> Message:

@@ -25,6 +25,9 @@ class SimConfig:
     shop's local time, China by default), reaches ``spike_multiplier`` within seconds and
     decays over hours; with ``spike=False`` there is none. ``invalid_rate`` adds that many
     invalid messages per valid event (for dead-letter tests); they never replace valid ones.
+    The stream starts warm: sessions begin ``warmup_s`` before the start and only their
+    events from ``start_ms`` on are emitted, so the first minutes carry sessions already in
+    progress (and pending auto-cancels) instead of a ramp from zero that looks like a drop.
     """
 
     rate: float = 100.0
@@ -40,6 +43,7 @@ class SimConfig:
     utc_offset_h: float = 8.0
     incidents: tuple[Incident, ...] = ()
     invalid_rate: float = 0.0
+    warmup_s: float = 600.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -55,6 +59,8 @@ class SimConfig:
             problems.append("spike_multiplier must be ≥ 1")
         if not 0 <= self.invalid_rate <= 1:
             problems.append("invalid_rate must be in [0, 1]")
+        if not 0 <= self.warmup_s <= 86_400:
+            problems.append("warmup_s must be in [0, 86400]")
         if not -14 <= self.utc_offset_h <= 14:
             problems.append("utc_offset_h must be in [-14, 14]")
         if problems:

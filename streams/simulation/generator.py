@@ -4,7 +4,8 @@ Sessions start by a Poisson process that follows the traffic curve; each session
 are generated whole when it starts (``run_session``) and merged with all others through a
 heap keyed by event time, so the output is non-decreasing in ``ts``. Events at or after
 ``config.end_ms`` are not emitted (an order created 5 minutes before the end has no
-cancel in the stream: the cancel lies in the future).
+cancel in the stream: the cancel lies in the future), nor are those of the warm-up before
+``config.start_ms`` (``SimConfig.warmup_s``).
 
 Reproducibility: independent random streams, all derived from the seed, drive the world
 (catalog, users), the arrivals, each session, surge tickets, invalid messages and lossy
@@ -167,7 +168,8 @@ def generate(config: SimConfig, seed: int) -> Iterator[SimEvent]:
     curve = rates.curve
 
     arrival_rng = random.Random(_stream_seed(seed, _ARRIVALS))
-    session_arrivals = arrivals(rates.sessions_per_s, start, end, arrival_rng)
+    warm_start = start - round(config.warmup_s * 1000)
+    session_arrivals = arrivals(rates.sessions_per_s, warm_start, end, arrival_rng)
     session_rng = random.Random()
     never = end + 1
     next_session = next(session_arrivals, never)
@@ -221,6 +223,8 @@ def generate(config: SimConfig, seed: int) -> Iterator[SimEvent]:
             heapreplace(heap, (events[pos + 1].ts, tie, events, pos + 1))
         else:
             heappop(heap)
+        if ev.ts < start:
+            continue  # warm-up: only what happens from the start on is emitted
         if special:
             if surge_on and ev.event["event_type"] == "payment_succeeded":
                 e = ev.event

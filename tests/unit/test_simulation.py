@@ -162,12 +162,13 @@ def test_order_amount_is_the_item_total_minus_the_coupon(stream: list[SimEvent])
 
 
 def test_refunds_and_tickets_follow_paid_orders(stream: list[SimEvent]) -> None:
+    created = {e.event["order_id"] for e in stream if e.event["event_type"] == "order_created"}
     paid = {e.event["order_id"] for e in stream if e.event["event_type"] == "payment_succeeded"}
-    refunded = [e.event for e in stream if e.event["event_type"] == "order_refunded"]
-    tickets = [e.event for e in stream if e.event["event_type"] == "ticket_opened"]
+    # orders of the warm-up (created before the start) may be refunded in the stream too
+    refunded = [e.event["order_id"] for e in stream if e.event["event_type"] == "order_refunded"]
+    tickets = [e.event["order_id"] for e in stream if e.event["event_type"] == "ticket_opened"]
     assert refunded and tickets
-    assert all(r["order_id"] in paid for r in refunded)
-    assert all(t["order_id"] in paid for t in tickets)
+    assert all(o in paid for o in refunded + tickets if o in created)
     assert len(tickets) < 0.1 * len(paid)
 
 
@@ -201,8 +202,7 @@ def test_page_load_times_are_log_normal_around_one_to_two_and_a_half_seconds(
 
 def test_the_base_rate_is_the_event_rate_without_diurnal_shape_and_spike() -> None:
     config = replace(BASE, rate=50, diurnal=False, spike=False, duration_s=20 * 60)
-    steady = [e for e in generate(config, seed=1) if e.ts >= config.start_ms + 5 * MINUTE]
-    per_s = len(steady) / (15 * 60)
+    per_s = sum(1 for _ in generate(config, seed=1)) / config.duration_s
     assert 50 * 0.85 <= per_s <= 50 * 1.15
 
 
