@@ -42,6 +42,13 @@ from streams.simulation import (
 )
 from streams.simulation.config import now_ms
 
+EXAMPLES = """examples:
+  salewatch simulate --rate 200 --duration 10m          live demo to Kafka in real time
+  salewatch simulate --start 2024-11-10T23:30:00+08:00 --duration 2h --rate 20 \\
+      --speed 0 --seed 1 --out day.jsonl                the midnight sale, for a backtest
+  salewatch simulate --speed 60 --duration 1h \\
+      --incident payment_outage:alipay@20m+10m          an outage drill, a minute per second
+"""
 PROGRESS_EVERY_S = 1.0
 MAX_SLEEP_S = 0.25  # pacing sleeps in slices so the progress line keeps ticking
 FLUSH_TIMEOUT_S = 30.0
@@ -84,24 +91,23 @@ def _non_negative(kind: type[int] | type[float], upper: float | None = None) -> 
     return _arg(parse)
 
 
-def _incident_help() -> str:
-    kinds = "; ".join(
-        f"{k.name}{':METHOD' if k.needs_arg else ''} (severity = {k.severity_meaning},"
-        f" default {k.default_severity:g})"
-        for k in INCIDENT_KINDS.values()
-    )
-    return (
-        "inject an incident, repeatable: KIND[:ARG]@START+DURATION[:SEVERITY] with START and"
-        " DURATION offsets from the simulated start, e.g. payment_outage:alipay@30m+10m."
-        f" Kinds: {kinds}"
-    )
+def _incident_kinds() -> str:
+    """The incident table for ``--help``, from ``INCIDENT_KINDS`` (one source of truth)."""
+    lines = ["incident kinds (--incident KIND[:ARG]@START+DURATION[:SEVERITY]):"]
+    for k in INCIDENT_KINDS.values():
+        lines.append(f"  {k.name}{':METHOD' if k.needs_arg else ''}: {k.effect}")
+        lines.append(f"      SEVERITY: {k.severity_meaning} (default {k.default_severity:g})")
+    return "\n".join(lines)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "simulate",
         help="write a simulated sale day (with optional incidents) to Kafka or a file",
-        description=__doc__.splitlines()[0] if __doc__ else None,
+        description="Write a simulated sale day (traffic curve, shopper sessions, incidents)\n"
+        "to Kafka in the EVENTS.md format, or to a JSON-lines file.",
+        epilog=_incident_kinds() + "\n\n" + EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--rate",
@@ -186,7 +192,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="append",
         default=[],
         metavar="SPEC",
-        help=_incident_help(),
+        help="inject an incident, repeatable: KIND[:ARG]@START+DURATION[:SEVERITY], START"
+        " and DURATION being offsets from the simulated start, e.g."
+        " payment_outage:alipay@30m+10m (kinds below)",
     )
     p.add_argument(
         "--invalid-rate",
@@ -433,7 +441,7 @@ def format_summary(s: dict[str, Any], progress: Progress) -> str:
     ]
     for topic, types in s["by_type"].items():
         detail = "  ".join(f"{name} {n:,}" for name, n in types.items())
-        lines.append(f"  {topic:<8} {s['by_topic'][topic]:>12,}   {detail}")
+        lines.append(f"  {topic:<8} {s['by_topic'][topic]:>12,}   {detail}".rstrip())
     lines.append(
         f"  sessions {s['sessions']:,}   orders {s['orders']:,}   paid {s['paid']:,}"
         f"   cancelled {s['cancelled']:,}   refunded {s['refunded']:,}"

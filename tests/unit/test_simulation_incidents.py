@@ -59,7 +59,7 @@ def success_ratio(events: list[SimEvent], method: str) -> tuple[float, int]:
 
 
 def p75_load(events: list[SimEvent], page: str) -> float:
-    loads = [
+    loads: list[int] = [
         e.event["load_ms"] for e in of_type(events, "page_view") if e.event["page_type"] == page
     ]
     return statistics.quantiles(loads, n=4)[2]
