@@ -25,7 +25,7 @@ import orjson
 
 from streams.events import MAX_BATCH_EVENTS, TOPICS
 from streams.producer import EventProducer, ProducerError, ensure_topics
-from streams.settings import load_settings
+from streams.settings import Settings, load_settings
 from streams.simulation import (
     INCIDENT_KINDS,
     Incident,
@@ -367,6 +367,29 @@ def build_config(args: argparse.Namespace, regions: tuple[str, ...]) -> SimConfi
     )
 
 
+def event_time_warnings(config: SimConfig, speed: float, settings: Settings, now: int) -> list[str]:
+    """Why a live worker would dead-letter valid simulated events for their time, if it would.
+
+    The worker refuses events more than ``max_future_s`` ahead of its clock or older than
+    ``max_event_age_days``; a fast run starting now, or a replay of an old day, hits that.
+    """
+    warnings = []
+    wall_s = config.duration_s / speed if speed else 0.0
+    ahead_ms = config.end_ms - (now + round(wall_s * 1000))
+    if ahead_ms > settings.max_future_s * 1000:
+        warnings.append(
+            f"events up to {ahead_ms / 3_600_000:.1f} h ahead of the clock will be dead-lettered"
+            f" as ts_in_future (limit {settings.max_future_s / 3600:g} h): lower --speed or"
+            " start earlier"
+        )
+    if config.start_ms < now - settings.max_event_age_days * 86_400_000:
+        warnings.append(
+            f"events older than {settings.max_event_age_days} days will be dead-lettered as"
+            " ts_too_old: use a later --start (or --out FILE for a backtest)"
+        )
+    return warnings
+
+
 def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
@@ -387,6 +410,8 @@ def run(args: argparse.Namespace) -> int:
             target = str(args.out)
         else:
             bootstrap = settings.kafka_bootstrap
+            for warning in event_time_warnings(config, args.speed, settings, now_ms()):
+                print(f"salewatch simulate: warning: {warning}", file=sys.stderr)
             ensure_topics(bootstrap, settings.topic_partitions, connect_timeout_s=CONNECT_TIMEOUT_S)
             producer = EventProducer(bootstrap, connect_timeout_s=CONNECT_TIMEOUT_S)
             sink = KafkaSink(producer, max(1, args.batch))

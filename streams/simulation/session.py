@@ -401,9 +401,8 @@ class _Session:
         asid = f"{self.w.prefix}-a{index:x}-{k}"
         tid = f"{self.w.prefix}-t{index:x}-{k}"
         t = self.t + 5 * 60_000 + int(rng.random() * 55 * 60_000)
-        kind = TICKET_KINDS.pick(rng)
-        self._ticket("ticket_opened", t, asid, tid, order_id, kind, TICKET_REASONS.pick(rng))
-        reason = self.out[-1].event["reason"]
+        kind, reason = TICKET_KINDS.pick(rng), TICKET_REASONS.pick(rng)
+        self._ticket("ticket_opened", t, asid, tid, order_id, kind, reason)
         if kind in ("return", "refund") and rng.random() < 0.7:
             t += 60_000 + int(rng.random() * 19 * 60_000)
             self.order_event("order_refunded", t, asid, order_id, amount, method)

@@ -16,6 +16,7 @@ from streams.cli import main
 from streams.decode import REJECT_REASONS, Limits, decode_message
 from streams.events import MAX_BATCH_EVENTS
 from streams.settings import load_settings
+from streams.simulate import event_time_warnings
 from streams.simulation import (
     SimConfig,
     SimEvent,
@@ -197,3 +198,26 @@ def test_cli_refuses_bad_arguments_with_exit_code_2(
 def test_cli_refuses_a_zero_rate(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["simulate", "--rate", "0", "--out", str(tmp_path / "x.jsonl")]) == 2
     assert "rate must be > 0" in capsys.readouterr().err
+
+
+NOW = parse_time("2026-01-01T00:00:00Z")
+TIME_CASES = [
+    ("10 minutes from now, as fast as possible", NOW, 600, 0.0, []),
+    ("two days from now in real time", NOW, 2 * 86400, 1.0, []),
+    ("two days from now as fast as possible", NOW, 2 * 86400, 0.0, ["ts_in_future"]),
+    ("two days from now at a minute per second", NOW, 2 * 86400, 60.0, ["ts_in_future"]),
+    ("a sale day 60 days ago", NOW - 60 * 86_400_000, 3600, 0.0, ["ts_too_old"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("start", "duration_s", "speed", "reasons"),
+    [case[1:] for case in TIME_CASES],
+    ids=[case[0] for case in TIME_CASES],
+)
+def test_kafka_runs_warn_when_the_worker_would_refuse_events_for_their_time(
+    start: int, duration_s: float, speed: float, reasons: list[str]
+) -> None:
+    config = SimConfig(start_ms=start, duration_s=duration_s)
+    warnings = event_time_warnings(config, speed, load_settings(), NOW)
+    assert [r for r in ("ts_in_future", "ts_too_old") if any(r in w for w in warnings)] == reasons
