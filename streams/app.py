@@ -7,6 +7,9 @@ validation are ours, so a malformed message becomes a dead letter, never a crash
 
 Broker timeouts follow ``../shared/STACK.md``: the local tansu broker makes group joins
 wait about half the session timeout, so a short session timeout keeps start-up near 3 s.
+
+At every assignment the counting state of the assigned partitions is rebuilt from
+ClickHouse (``add_recovery``, ``streams.recovery``) before their events are counted.
 """
 
 from __future__ import annotations
@@ -20,13 +23,16 @@ from typing import Any
 
 import faust
 import orjson
+from faust.types import TP
 
+from streams.clickhouse_client import make_client
 from streams.clickhouse_sink import ClickHouseSink
 from streams.clock import WindowClock
 from streams.counting.pipeline import Pipeline
 from streams.counting.rollups import ROLLUP_COLUMNS, RollupRow
 from streams.events import DEAD_LETTER_TOPIC, ORDERS_BY_SESSION_TOPIC, TOPICS, Topic
 from streams.ingest import BatchProcessor, InMessage
+from streams.recovery import Query, Recovery
 from streams.settings import Settings
 from streams.totals import Totals
 
@@ -147,6 +153,65 @@ def add_window_timer(
         rows = pipeline.close_windows(window_clock.now_ms())
         for table, table_rows in group_rollup_rows(rows).items():
             await sink.insert(table, ROLLUP_COLUMNS[table], table_rows)
+
+
+def add_recovery(
+    app: faust.App,
+    settings: Settings,
+    pipeline: Pipeline,
+    window_clock: WindowClock,
+    worker: str,
+) -> Recovery:
+    """Rebuild the counting state from ClickHouse at every assignment (``streams.recovery``).
+
+    Hook: Faust's ``on_rebalance_complete`` signal. Faust sends it once the new assignment's
+    partitions are assigned and paused, and awaits it before it seeks them to their
+    committed offsets and resumes the flow, so no event of an assigned partition reaches
+    an agent before the state is rebuilt (the rebuild runs in a thread; ``/metrics`` and
+    the window timer keep running). The handler then commits, for each source topic
+    partition, the offset after the newest one ClickHouse holds (forward only), so the
+    seek that follows does not read stored events again.
+    """
+
+    def make_query() -> tuple[Query, Callable[[], None]]:
+        client = make_client(settings, client_name="salewatch-recovery")
+        return client.execute, client.disconnect
+
+    recovery = Recovery(
+        pipeline,
+        window_clock,
+        new_pipeline=lambda: Pipeline.from_settings(settings, Totals(), None, worker),
+        make_query=make_query,
+        database=settings.clickhouse_database,
+        worker=worker,
+        partition_count=settings.topic_partitions,
+        clock_kind=settings.window_clock,
+    )
+    counted = {settings.kafka_topic(t) for t in (*TOPICS, ORDERS_BY_SESSION_TOPIC)}
+
+    async def rebuild_counting_state(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # the aiokafka consumer (ThreadDelegateConsumer), beyond Faust's ConsumerT protocol
+        consumer: Any = app.consumer
+        assignment = consumer.assignment()
+        partitions = {tp.partition for tp in assignment if tp.topic in counted}
+        next_offsets = await recovery.on_assigned(sorted(partitions))
+        wanted = {
+            TP(settings.kafka_topic(topic), partition): offset
+            for (topic, partition), offset in next_offsets.items()
+        }
+        wanted = {tp: offset for tp, offset in wanted.items() if tp in assignment}
+        if not wanted:
+            return
+        committed = await consumer.seek_to_committed()
+        ahead = {tp: off for tp, off in wanted.items() if off > (committed.get(tp) or 0)}
+        if ahead:
+            # Consumer._commit: commits exactly these offsets (Consumer.commit only commits
+            # what agents acknowledged); Faust's following seek then starts there
+            await consumer._commit(ahead)
+            log.info("resuming %d partition(s) after the offsets stored in ClickHouse", len(ahead))
+
+    app.on_rebalance_complete.connect(rebuild_counting_state)
+    return recovery
 
 
 def group_rollup_rows(rows: list[RollupRow]) -> dict[str, list[tuple[Any, ...]]]:

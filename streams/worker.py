@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     # imported here: Faust is slow to import and not needed by the checks above
     import faust
 
-    from streams.app import add_agents, add_window_timer, create_app
+    from streams.app import add_agents, add_recovery, add_window_timer, create_app
     from streams.clock import make_clock
     from streams.counting.pipeline import Pipeline
     from streams.exporter import serve_metrics
@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     window_clock = make_clock(settings.window_clock)
     add_agents(app, settings, totals, pipeline, window_clock)
     add_window_timer(app, settings, totals, pipeline, window_clock)
+    add_recovery(app, settings, pipeline, window_clock, worker_name)
     worker = faust.Worker(app, loglevel=args.loglevel)
     worker.execute_from_commandline()
     return 0

@@ -18,11 +18,17 @@ Timer: :meth:`Pipeline.close_windows` must be called every few seconds even when
 arrives; it returns the rows of the windows that closed, sets the distinct-user gauges
 and expires idle sessions. Memory is flat: closed windows are forgotten, idle sessions
 expire, the dedupe memory and the distinct-user history are bounded.
+
+Restart and rebalance (``streams.recovery``): a worker rebuilds its counting state from
+the events stored in ClickHouse on a fresh pipeline, through :meth:`Pipeline.warm_up`
+(windows and sessions only: those events are already in the Prometheus totals) and
+:meth:`Pipeline.restore_session` / :meth:`Pipeline.restore_order_category`, then the live
+pipeline continues from it with :meth:`Pipeline.adopt`, keeping its own totals.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from streams import labels as lv
@@ -33,6 +39,7 @@ from streams.counting.dedupe import DEFAULT_CAPACITY, RecentIds
 from streams.counting.funnel import (
     SESSION_TIMEOUT_MS,
     MemorySessionStore,
+    Session,
     SessionStore,
     SessionTracker,
 )
@@ -48,6 +55,7 @@ from streams.totals import Totals
 LATE = "salewatch_events_late_total"
 DUPLICATE = "salewatch_events_duplicate_total"
 WINDOW_CLOSED = "salewatch_window_closed_timestamp_seconds"
+NO_WINDOW = -(1 << 62)  # "before any window"
 
 
 class Pipeline:
@@ -86,7 +94,12 @@ class Pipeline:
         self.active_users = ActiveUsers(size_ms, sketch_precision)
         self.classifier = Classifier(self.sessions, regions, categories)
         self._handlers = self.classifier.by_topic()
-        self._reported_window = -(1 << 62)
+        self._reported_window = NO_WINDOW
+        # start of the newest window this pipeline has closed (and returned rows for)
+        self.emitted_through = NO_WINDOW
+        # ids of events counted before a restart that Kafka may deliver again (adopt)
+        self._counted_before: Collection[str] = frozenset()
+        self._counted_before_start = NO_WINDOW
 
     @classmethod
     def from_settings(
@@ -113,8 +126,12 @@ class Pipeline:
         current_start = -1
         current = Tally()
         late = duplicates = 0
+        counted_before = self._counted_before
         for event in events:
-            if seen(event["event_id"]):
+            event_id = event["event_id"]
+            if counted_before and event_id in counted_before:
+                continue  # counted by this worker's previous process: not a duplicate
+            if seen(event_id):
                 duplicates += 1
                 continue
             ts = event["ts"]
@@ -142,6 +159,7 @@ class Pipeline:
         for start, tally in self.windows.close(now_ms):
             self.active_users.add_window(start, tally.users)
             rows.extend(rollup_rows(tally, start, self.worker, now_ms))
+            self.emitted_through = start
         newest = self.windows.newest_closed()
         if newest > self._reported_window:
             self._reported_window = newest
@@ -152,4 +170,69 @@ class Pipeline:
             self.active_users.forget_before(newest - longest * self.windows.size_ms)
         self.sessions.expire(now_ms)
         self.classifier.expire(now_ms, grace_ms=self.sessions.grace_ms)
+        if self._counted_before and self._counted_before_start <= newest:
+            self._counted_before = frozenset()  # any redelivery of them is late by now
         return rows
+
+    def warm_up(self, events: Iterable[tuple[Topic, Mapping[str, Any]]], now_ms: int) -> int:
+        """Count events again into windows and sessions only; return how many counted.
+
+        For events that a previous process already counted into the Prometheus totals
+        (replayed from ClickHouse by ``streams.recovery``): ``events`` are ``(topic,
+        event)`` pairs of any topics, in event-time order; duplicates and events late at
+        ``now_ms`` are skipped as in :meth:`process`, and no total is touched.
+        """
+        handlers = self._handlers
+        seen = self.recent.seen
+        windows = self.windows
+        size = windows.size_ms
+        first_open = windows.open_from(now_ms)
+        counted = 0
+        for topic, event in events:
+            if seen(event["event_id"]):
+                continue
+            ts = event["ts"]
+            start = ts - ts % size
+            if start < first_open:
+                continue
+            handlers[topic](event, windows.get(start))
+            counted += 1
+        self.sessions.flush()
+        return counted
+
+    def restore_session(self, session_id: str, session: Session) -> None:
+        """Start from a known session state (rebuilt from stored events)."""
+        self.sessions.store.set(session_id, session)
+
+    def restore_order_category(self, order_id: str, category: str, created_ms: int) -> None:
+        """Remember the (raw) category of an order created before a restart."""
+        classifier = self.classifier
+        classifier.order_categories.set(order_id, (classifier.category(category), created_ms))
+
+    def adopt(
+        self,
+        rebuilt: Pipeline,
+        counted_before: Collection[str] = frozenset(),
+        counted_before_until_ms: int = NO_WINDOW,
+    ) -> None:
+        """Continue counting from ``rebuilt``'s state, keeping this pipeline's totals.
+
+        Takes the open windows, sessions, order categories and dedupe memory of
+        ``rebuilt`` (same configuration, filled by :meth:`warm_up` and the ``restore_*``
+        methods) and forgets this pipeline's own; the Prometheus totals, the distinct-user
+        history and the gauges stay. Windows this pipeline has closed meanwhile are
+        dropped from ``rebuilt`` so that no window is emitted twice. Events whose id is in
+        ``counted_before`` are then skipped silently (not as duplicates) until the window
+        of ``counted_before_until_ms`` closes: they were counted before the restart and
+        Kafka may deliver them again.
+        """
+        windows = rebuilt.windows
+        if self.emitted_through != NO_WINDOW:
+            windows.close(self.emitted_through + windows.size_ms + windows.lateness_ms)
+        self.windows = windows
+        self.sessions = rebuilt.sessions
+        self.classifier = rebuilt.classifier
+        self._handlers = rebuilt._handlers
+        self.recent = rebuilt.recent
+        self._counted_before = counted_before
+        self._counted_before_start = windows.start_of(counted_before_until_ms)

@@ -1,0 +1,724 @@
+"""Rebuild a worker's counting state from ClickHouse when Kafka assigns it partitions.
+
+Why: a worker keeps its open windows, sessions and recent order categories in memory, and
+Faust's changelog recovery is unreliable on the local broker (``ListOffsets`` is wrong on
+tansu, ``../shared/STACK.md``). ClickHouse holds every valid event the worker accepted (the
+raw tables: a batch is acknowledged only after its rows are in) and every window it closed
+(the rollup tables), so it is the durable truth the state is rebuilt from.
+
+When: at every assignment (restart, rebalance), before the assigned partitions are read.
+The state of *all* assigned partitions is rebuilt on a fresh pipeline and replaces the
+in-memory one (:meth:`streams.counting.pipeline.Pipeline.adopt`); Prometheus totals are
+never touched: the previous process counted those events already, and a counter reset on
+restart is what PromQL ``increase``/``rate`` handle.
+
+What, for the assigned partitions ``P`` (the same numbers on every topic: Faust co-partitions
+topics with equal partition counts):
+
+1. **plan** (:func:`plan_rebuild`, pure): windows not emitted yet start after ``E``, the
+   newest window this worker name wrote to a rollup table (a new name: any worker's; none:
+   replay :data:`MAX_CATCH_UP_MS`). ``replay_from = E + size``, never more than
+   :data:`MAX_CATCH_UP_MS` before the clock.
+2. **open windows**: every stored event of ``P`` with ``ts >= replay_from`` is counted again
+   through :meth:`Pipeline.warm_up`, in event-time order, into window tallies and sessions.
+   Windows that closed while the worker was down are among them; the next timer tick emits
+   them, complete.
+3. **sessions** that a future event can continue (last seen after ``replay_from - timeout``):
+   one aggregate query over the session activity (``streams.counting.funnel``: clicks,
+   carts, ``order_created``/``payment_succeeded``/``payment_failed``) of
+   ``[replay_from - session lookback, replay_from)``, split at 30-minute gaps in SQL.
+4. **order categories** of orders created in the last ``ORDER_MEMORY_MS`` + size + lateness.
+5. **Kafka positions**: the next offset per source topic and partition is the newest stored
+   offset + 1 (a partition's stored offsets are a prefix: one agent, one INSERT per batch,
+   in order); the app commits them before Faust seeks, so nothing ClickHouse holds is read
+   again. ``orders_by_session`` has no stored offsets: the ids of recently stored order
+   events are skipped once if Kafka delivers them again (:meth:`Pipeline.adopt`).
+
+Ownership: clicks, carts and tickets rows carry their own partition (``kafka_partition``).
+Orders rows carry the ``orders`` partition (keyed by ``order_id``), but an order is counted
+by the owner of its session, ``murmur2(session_id) % partitions``
+(:func:`kafka_partition_for`): the default partitioner of kafka-python and aiokafka, which
+routes ``orders_by_session``. Producers are assumed to use it for clicks and carts too
+(EVENTS.md keys), so a session's events all belong to one partition number.
+
+Cost (measured on ClickHouse 18.16 on the 2-core dev box, ``tests/integration/
+test_counting_ground_truth.py`` prints the per-run figures): the replay reads and counts
+~250k events/s of open windows (at 5k events/s a 3-minute size + lateness is ~900k events:
+~4 s); the session aggregate reads ~10M rows/s on the server and returns one row per live
+session. During the rebuild the worker's partitions stay paused; the metrics endpoint and
+the window timer keep running.
+
+Known gaps (documented in the README's war-room section and docs):
+
+* the batch a worker was handling when it crashed was counted live but not stored; it is
+  read again and counted again (a small double count in ``increase``), and if its window
+  closed meanwhile its events are late;
+* sessions continuously active for longer than the session lookback are rebuilt from their
+  recent events only (an earlier funnel step may count again); late events stored raw, not
+  counted live, take part in the rebuilt session state;
+* amounts with more than two decimals are stored truncated to cents, counted live rounded;
+* windows a worker was closing when it died (rows written to some rollup tables, not all)
+  are not emitted again; after a takeover by another worker name, windows that closed
+  while their partitions had no owner keep only the other partitions' events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import struct
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from streams import labels as lv
+from streams.clock import WindowClock
+from streams.counting.classify import ORDER_MEMORY_MS
+from streams.counting.funnel import (
+    CART,
+    CHECKOUT,
+    DETAIL,
+    NO_STEP,
+    PAID,
+    SESSION_TIMEOUT_MS,
+    VISIT,
+    Session,
+)
+from streams.counting.pipeline import NO_WINDOW, Pipeline
+from streams.counting.rollups import ROLLUP_TABLES
+from streams.events import EVENT_TYPES, TOPICS, Topic
+from streams.raw_rows import RAW_TABLE
+
+log = logging.getLogger(__name__)
+
+Query = Callable[[str], Sequence[Sequence[Any]]]
+
+# how far back windows that closed while the worker was down are still emitted
+MAX_CATCH_UP_MS = 60 * 60 * 1000
+# stored offsets / redelivered ids are looked for among events of this span of event time
+OFFSET_LOOKBACK_MS = 60 * 60 * 1000
+# orders stored this recently (wall time) may still be delivered again on orders_by_session
+REDELIVERY_HORIZON_S = 5 * 60
+
+# session activity in SQL, mirroring streams.counting.classify: the step an event means
+# and the session's channel, packed with the event time into one sortable Int64
+# (ts_ms * 64 + step * 8 + channel code) so that one sorted array per session holds all
+_CHANNEL_CODES = {channel: code for code, channel in enumerate(sorted(lv.CHANNELS - {lv.OTHER}), 1)}
+_CHANNEL_NAMES = {code: channel for channel, code in _CHANNEL_CODES.items()}
+_ORDER_SESSION_TYPES = ("order_created", "payment_succeeded", "payment_failed")
+
+
+def _strings(values: Iterable[str]) -> str:
+    return ", ".join("'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for v in values)
+
+
+def _ints(values: Iterable[int]) -> str:
+    return ", ".join(str(int(v)) for v in values)
+
+
+_CHANNEL_SQL = (
+    f"transform(toString(channel), [{_strings(_CHANNEL_CODES)}], "
+    f"[{_ints(_CHANNEL_CODES.values())}], 0)"
+)
+_STEP_SQL: dict[Topic, str] = {
+    "clicks": f"if(event_type = 'page_view', if(page_type = 'detail', {DETAIL}, {VISIT}), "
+    f"{NO_STEP})",
+    "carts": f"if(event_type = 'add_to_cart', {CART}, {NO_STEP})",
+    "orders": f"multiIf(event_type = 'order_created', {CHECKOUT}, "
+    f"event_type = 'payment_succeeded', {PAID}, {NO_STEP})",
+}
+
+
+# ------------------------------------------------------------------ ownership
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 (Java client ``Utils.murmur2``, seed 0x9747b28c), as a signed int32.
+
+    Same results as ``kafka.partitioner.default.murmur2``, several times faster.
+    """
+    m = 0x5BD1E995
+    length = len(data)
+    h = (0x9747B28C ^ length) & 0xFFFFFFFF
+    whole = length - length % 4
+    for (k,) in struct.iter_unpack("<I", data[:whole]):
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> 24
+        k = (k * m) & 0xFFFFFFFF
+        h = ((h * m) & 0xFFFFFFFF) ^ k
+    tail = data[whole:]
+    if len(tail) == 3:
+        h ^= tail[2] << 16
+    if len(tail) >= 2:
+        h ^= tail[1] << 8
+    if tail:
+        h ^= tail[0]
+        h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return h - (1 << 32) if h & 0x80000000 else h
+
+
+def kafka_partition_for(key: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives a non-empty UTF-8 key."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+# ------------------------------------------------------------------ plan (pure)
+
+
+@dataclass(frozen=True)
+class RebuildPlan:
+    """Which stored events a rebuild reads, all in epoch ms of event time.
+
+    ``replay_from``: first window start that is not emitted yet (aligned to the window
+    size); ``clock_ms``: the window clock of the rebuilt state, at which exactly the
+    windows before ``replay_from`` are closed; ``sessions_from``: start of the session
+    lookback; ``live_after``: sessions last seen at or before it cannot be continued;
+    ``orders_from``: oldest ``order_created`` whose category is still remembered;
+    ``offsets_from``: oldest event time looked at for stored offsets.
+    """
+
+    replay_from: int
+    clock_ms: int
+    sessions_from: int
+    live_after: int
+    orders_from: int
+    offsets_from: int
+
+
+def plan_rebuild(
+    *,
+    now_ms: int,
+    own_emitted: int | None,
+    any_emitted: int | None,
+    live_emitted: int = NO_WINDOW,
+    size_ms: int,
+    lateness_ms: int,
+    timeout_ms: int = SESSION_TIMEOUT_MS,
+    max_catch_up_ms: int = MAX_CATCH_UP_MS,
+) -> RebuildPlan:
+    """The rebuild plan at clock ``now_ms``.
+
+    ``own_emitted`` / ``any_emitted``: newest ``window_start`` (ms) in the rollup tables
+    written by this worker name / by any worker (None: no rows); ``live_emitted``: the
+    newest window the running pipeline closed itself (``Pipeline.emitted_through``).
+    The session lookback is ``timeout + size + lateness``: every session a future event
+    can continue, seen over the session timeout and the grace the live store keeps it.
+    """
+    oldest = now_ms - max_catch_up_ms
+    oldest -= oldest % size_ms
+    stored = own_emitted if own_emitted is not None else any_emitted
+    emitted = max(stored if stored is not None else NO_WINDOW, live_emitted)
+    replay_from = max(emitted + size_ms, oldest)
+    return RebuildPlan(
+        replay_from=replay_from,
+        clock_ms=replay_from + lateness_ms,
+        sessions_from=replay_from - timeout_ms - size_ms - lateness_ms,
+        live_after=replay_from - timeout_ms,
+        orders_from=replay_from - ORDER_MEMORY_MS - size_ms - lateness_ms,
+        offsets_from=replay_from - OFFSET_LOOKBACK_MS,
+    )
+
+
+# ------------------------------------------------------------------ SQL
+
+
+def _seconds(ms: int) -> int:
+    return max(ms // 1000, 0)
+
+
+def emitted_sql(database: str, worker: str) -> str:
+    """``(own, any)``: newest window_start (epoch s, 0 = none) of ``worker`` / any worker."""
+    parts = " UNION ALL ".join(
+        f"SELECT toUInt32(maxIf(window_start, worker = {_strings([worker])})) AS own, "
+        f"toUInt32(max(window_start)) AS anyone FROM {database}.{table}"
+        for table in ROLLUP_TABLES
+    )
+    return f"SELECT max(own), max(anyone) FROM ({parts})"
+
+
+def _time_range(
+    topic: Topic, from_ms: int, to_ms: int | None = None, types: Iterable[str] = ()
+) -> str:
+    # event_type and event_time lead the raw tables' key: a range read, not a full scan
+    cond = (
+        f"event_type IN ({_strings(sorted(types or EVENT_TYPES[topic]))}) "
+        f"AND event_time >= toDateTime({_seconds(from_ms)}) AND ts_ms >= {from_ms}"
+    )
+    if to_ms is not None:
+        cond += f" AND event_time <= toDateTime({_seconds(to_ms)}) AND ts_ms < {to_ms}"
+    return cond
+
+
+def _owned(partitions: Sequence[int]) -> str:
+    return f"kafka_partition IN ({_ints(partitions)})"
+
+
+def newest_event_sql(database: str, partitions: Sequence[int], from_ms: int) -> str:
+    """Newest stored event time (ms, 0 = none) of the partitions, from ``from_ms`` on."""
+    parts = " UNION ALL ".join(
+        f"SELECT max(ts_ms) AS ts FROM {database}.{RAW_TABLE[topic]} "
+        f"WHERE {_time_range(topic, from_ms)} AND {_owned(partitions)}"
+        for topic in TOPICS
+    )
+    return f"SELECT max(ts) FROM ({parts})"
+
+
+def sessions_sql(
+    database: str, partitions: Sequence[int], plan: RebuildPlan, timeout_ms: int
+) -> str:
+    """One row per session active in the lookback and still continuable, with the state of
+    its current session (after its last 30-minute gap):
+    ``(session_id, first_seen_ms, last_seen_ms, step, channel_code, from_owned_partition)``.
+
+    Orders are read from every partition (their rows carry the ``orders`` partition, not the
+    session's); ``from_owned_partition`` is 0 for a session seen only through orders, whose
+    owner the caller checks with :func:`kafka_partition_for`.
+    """
+    selects = []
+    for topic in ("clicks", "carts", "orders"):
+        owned = "0" if topic == "orders" else "1"
+        if topic == "orders":
+            where = _time_range(topic, plan.sessions_from, plan.replay_from, _ORDER_SESSION_TYPES)
+        else:
+            where = _time_range(topic, plan.sessions_from, plan.replay_from)
+            where += f" AND {_owned(partitions)}"
+        selects.append(
+            f"SELECT session_id, toInt64(ts_ms * 64 + {_STEP_SQL[topic]} * 8 + {_CHANNEL_SQL})"
+            f" AS packed, toUInt8({owned}) AS owned "
+            f"FROM {database}.{RAW_TABLE[topic]} WHERE {where}"
+        )
+    return f"""
+SELECT session_id, intDiv(seg[1], 64) AS first_seen, intDiv(seg[-1], 64) AS last_seen,
+    arrayReduce('max', arrayMap(x -> intDiv(x % 64, 8), seg)) AS step, seg[1] % 8 AS channel,
+    from_owned
+FROM (
+    SELECT session_id, arraySort(groupArray(packed)) AS events, max(owned) AS from_owned,
+        arrayReverse(arrayDifference(arrayMap(x -> intDiv(x, 64), events))) AS gaps_back,
+        arrayFirstIndex(g -> g >= {timeout_ms}, gaps_back) AS back,
+        arraySlice(events, if(back = 0, 1, length(events) - back + 1)) AS seg
+    FROM ({" UNION ALL ".join(selects)})
+    GROUP BY session_id
+    HAVING max(packed) >= {(plan.live_after + 1) * 64}
+)"""
+
+
+def order_categories_sql(database: str, plan: RebuildPlan) -> str:
+    """``(order_id, session_id, category of the first item, ts_ms)`` of recent orders with
+    items, created before the replayed windows (all partitions: see :func:`sessions_sql`)."""
+    return (
+        f"SELECT order_id, session_id, `items.category`[1], ts_ms FROM {database}.orders_raw "
+        f"WHERE event_type = 'order_created' AND notEmpty(`items.category`) "
+        f"AND event_time >= toDateTime({_seconds(plan.orders_from)}) "
+        f"AND ts_ms >= {plan.orders_from} AND ts_ms < {plan.replay_from}"
+    )
+
+
+# the columns a replayed event needs (what streams.counting.classify reads), per topic
+REPLAY_COLUMNS: dict[Topic, tuple[str, ...]] = {
+    "clicks": (
+        "event_id",
+        "event_type",
+        "ts_ms",
+        "user_id",
+        "session_id",
+        "channel",
+        "page_type",
+        "traffic_source",
+        "load_ms",
+    ),
+    "carts": ("event_id", "event_type", "ts_ms", "session_id", "channel"),
+    "orders": (
+        "event_id",
+        "event_type",
+        "ts_ms",
+        "session_id",
+        "channel",
+        "region",
+        "order_id",
+        "amount",
+        "payment_method",
+        "coupon_code",
+        "failure_reason",
+        "length(`items.category`)",
+        "`items.category`[1]",
+    ),
+    "tickets": ("event_id", "event_type", "ts_ms", "kind", "reason"),
+}
+
+
+def replay_sql(database: str, topic: Topic, partitions: Sequence[int], from_ms: int) -> str:
+    """Stored events of ``topic`` from ``from_ms`` on, oldest first, as
+    :data:`REPLAY_COLUMNS` (orders of every partition: see :func:`sessions_sql`)."""
+    where = _time_range(topic, from_ms)
+    if topic != "orders":
+        where += f" AND {_owned(partitions)}"
+    return (
+        f"SELECT {', '.join(REPLAY_COLUMNS[topic])} FROM {database}.{RAW_TABLE[topic]} "
+        f"WHERE {where} ORDER BY ts_ms"
+    )
+
+
+def stored_offsets_sql(database: str, partitions: Sequence[int], from_ms: int) -> str:
+    """``(topic, partition, newest stored offset)`` of every source topic and partition."""
+    return " UNION ALL ".join(
+        f"SELECT '{topic}' AS topic, kafka_partition, max(kafka_offset) "
+        f"FROM {database}.{RAW_TABLE[topic]} "
+        f"WHERE {_time_range(topic, from_ms)} AND {_owned(partitions)} GROUP BY kafka_partition"
+        for topic in TOPICS
+    )
+
+
+def redelivered_sql(database: str, from_ms: int, ingested_after_s: int) -> str:
+    """``(event_id, ts_ms)`` of order events stored since ``ingested_after_s`` (wall time)."""
+    return (
+        f"SELECT event_id, ts_ms FROM {database}.orders_raw "
+        f"WHERE {_time_range('orders', from_ms)} "
+        f"AND ingested_at >= toDateTime({ingested_after_s})"
+    )
+
+
+# ------------------------------------------------------------------ rows → state (pure)
+
+
+def replay_event(topic: Topic, row: Sequence[Any]) -> dict[str, Any]:
+    """A stored row of :data:`REPLAY_COLUMNS` as an event the classifier counts the same way
+    as the original (absent optional strings are stored as ``''``, which also counts as
+    ``other``; only an order's first item category is kept, the only one counted)."""
+    if topic == "clicks":
+        event_id, event_type, ts, user_id, session_id, channel, page_type, source, load = row
+        return {
+            "event_id": event_id,
+            "event_type": event_type,
+            "ts": int(ts),
+            "user_id": user_id,
+            "session_id": session_id,
+            "channel": channel,
+            "page_type": page_type,
+            "traffic_source": source,
+            "load_ms": None if load is None else int(load),
+        }
+    if topic == "carts":
+        event_id, event_type, ts, session_id, channel = row
+        return {
+            "event_id": event_id,
+            "event_type": event_type,
+            "ts": int(ts),
+            "session_id": session_id,
+            "channel": channel,
+        }
+    if topic == "orders":
+        (event_id, event_type, ts, session_id, channel, region, order_id, amount, method,
+         coupon, reason, n_items, category) = row  # fmt: skip
+        event = {
+            "event_id": event_id,
+            "event_type": event_type,
+            "ts": int(ts),
+            "session_id": session_id,
+            "channel": channel,
+            "region": region,
+            "order_id": order_id,
+            "amount": amount,
+            "payment_method": method,
+            "coupon_code": coupon,
+            "failure_reason": reason,
+        }
+        if int(n_items):
+            event["items"] = [{"category": category}]
+        return event
+    event_id, event_type, ts, kind, reason = row
+    return {
+        "event_id": event_id,
+        "event_type": event_type,
+        "ts": int(ts),
+        "kind": kind,
+        "reason": reason,
+    }
+
+
+def session_from_row(row: Sequence[Any]) -> tuple[str, Session]:
+    """A row of :func:`sessions_sql` as ``(session_id, Session)``."""
+    session_id, first_seen, last_seen, step, channel, _ = row
+    return session_id, Session(
+        int(step), _CHANNEL_NAMES.get(int(channel), lv.OTHER), int(first_seen), int(last_seen)
+    )
+
+
+def merge_by_time(
+    streams: Mapping[Topic, Sequence[Mapping[str, Any]]],
+) -> Iterator[tuple[Topic, Mapping[str, Any]]]:
+    """``(topic, event)`` pairs of several time-sorted event lists, in event-time order
+    (ties: in ``TOPICS`` order, so clicks before carts before orders)."""
+    tagged = (
+        ((event["ts"], rank, topic, event) for event in streams[topic])
+        for rank, topic in enumerate(TOPICS)
+        if topic in streams
+    )
+    for _ts, _rank, topic, event in heapq.merge(*tagged, key=lambda item: (item[0], item[1])):
+        yield topic, event
+
+
+# ------------------------------------------------------------------ rebuild (blocking)
+
+
+@dataclass
+class RebuildStats:
+    """What a rebuild read and how long each step took (seconds)."""
+
+    replayed: int = 0
+    sessions: int = 0
+    orders: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        steps = ", ".join(f"{name} {s:.2f}s" for name, s in self.seconds.items())
+        return (
+            f"{self.replayed} events replayed, {self.sessions} sessions and "
+            f"{self.orders} order categories restored ({steps})"
+        )
+
+
+@dataclass
+class Rebuilt:
+    """A rebuilt counting state, ready for :meth:`Pipeline.adopt`.
+
+    ``next_offsets``: ``{(topic, partition): offset}`` to resume each source topic at;
+    ``counted_before``: ids of stored order events Kafka may deliver again on
+    ``orders_by_session``, up to event time ``counted_before_until_ms``;
+    ``newest_event_ms``: newest stored event time of the partitions (None: none).
+    """
+
+    pipeline: Pipeline
+    plan: RebuildPlan
+    next_offsets: dict[tuple[Topic, int], int]
+    counted_before: frozenset[str]
+    counted_before_until_ms: int
+    newest_event_ms: int | None
+    stats: RebuildStats
+
+
+ClockKind = Literal["wall", "event"]
+
+
+def rebuild(
+    query: Query,
+    *,
+    database: str,
+    worker: str,
+    partitions: Sequence[int],
+    partition_count: int,
+    new_pipeline: Callable[[], Pipeline],
+    clock_kind: ClockKind,
+    clock_now_ms: int,
+    live_emitted: int,
+    wall_now_s: float,
+) -> Rebuilt:
+    """Read the stored state of ``partitions`` and count it into ``new_pipeline()``.
+
+    Blocking (ClickHouse reads, counting): run it in a thread. ``clock_now_ms`` is the live
+    window clock (0 for an event clock that has seen nothing yet: then the newest stored
+    event time is the clock).
+    """
+    pipeline = new_pipeline()
+    stats = RebuildStats()
+    size_ms = pipeline.windows.size_ms
+    lateness_ms = pipeline.windows.lateness_ms
+    timeout_ms = pipeline.sessions.timeout_ms
+
+    def timed(step: str, sql: str) -> Sequence[Sequence[Any]]:
+        started = time.perf_counter()
+        rows = query(sql)
+        stats.seconds[step] = stats.seconds.get(step, 0.0) + time.perf_counter() - started
+        return rows
+
+    ((own_s, any_s),) = timed("emitted", emitted_sql(database, worker))
+    own = int(own_s) * 1000 or None
+    anyone = int(any_s) * 1000 or None
+    newest: int | None = None
+    now_ms = clock_now_ms
+    if clock_kind == "event" and not now_ms:
+        since = own or anyone or 0
+        ((ts,),) = timed("newest", newest_event_sql(database, partitions, since))
+        newest = int(ts) or None
+        now_ms = newest or int(wall_now_s * 1000)
+    plan = plan_rebuild(
+        now_ms=now_ms,
+        own_emitted=own,
+        any_emitted=anyone,
+        live_emitted=live_emitted,
+        size_ms=size_ms,
+        lateness_ms=lateness_ms,
+        timeout_ms=timeout_ms,
+    )
+    owned = set(partitions)
+    owns_all = owned >= set(range(partition_count))
+    owner_cache: dict[str, bool] = {}
+
+    def owns_session(session_id: str) -> bool:
+        mine = owner_cache.get(session_id)
+        if mine is None:
+            mine = owner_cache[session_id] = (
+                owns_all or kafka_partition_for(session_id, partition_count) in owned
+            )
+        return mine
+
+    for row in timed("sessions", sessions_sql(database, partitions, plan, timeout_ms)):
+        if row[5] or owns_session(row[0]):
+            pipeline.restore_session(*session_from_row(row))
+            stats.sessions += 1
+    for order_id, session_id, category, ts in timed("orders", order_categories_sql(database, plan)):
+        if owns_session(session_id):
+            pipeline.restore_order_category(order_id, category, int(ts))
+            stats.orders += 1
+
+    events: dict[Topic, list[dict[str, Any]]] = {}
+    for topic in TOPICS:
+        rows = timed("read", replay_sql(database, topic, partitions, plan.replay_from))
+        started = time.perf_counter()
+        converted = [replay_event(topic, row) for row in rows]
+        if topic == "orders":
+            converted = [e for e in converted if owns_session(e["session_id"])]
+        events[topic] = converted
+        stats.seconds["convert"] = stats.seconds.get("convert", 0.0) + time.perf_counter() - started
+    started = time.perf_counter()
+    stats.replayed = pipeline.warm_up(merge_by_time(events), plan.clock_ms)
+    stats.seconds["count"] = time.perf_counter() - started
+    newest_replayed = max((e[-1]["ts"] for e in events.values() if e), default=None)
+    if newest_replayed is not None:
+        newest = max(newest or newest_replayed, newest_replayed)
+
+    next_offsets = {
+        (topic, int(partition)): int(offset) + 1
+        for topic, partition, offset in timed(
+            "offsets", stored_offsets_sql(database, partitions, plan.offsets_from)
+        )
+    }
+    horizon_s = int(wall_now_s) - REDELIVERY_HORIZON_S
+    redelivered = timed("redelivered", redelivered_sql(database, plan.offsets_from, horizon_s))
+    return Rebuilt(
+        pipeline=pipeline,
+        plan=plan,
+        next_offsets=next_offsets,
+        counted_before=frozenset(event_id for event_id, _ in redelivered),
+        counted_before_until_ms=max((int(ts) for _, ts in redelivered), default=NO_WINDOW),
+        newest_event_ms=newest,
+        stats=stats,
+    )
+
+
+# ------------------------------------------------------------------ the worker's side
+
+
+class Recovery:
+    """Rebuilds the live pipeline's state for an assignment, off the event loop.
+
+    :meth:`on_assigned` returns the Kafka offsets to resume the source topics at, for the
+    caller (the Faust app) to commit before its consumer seeks. Until it returns the caller
+    must not feed the pipeline events of the assigned partitions. ClickHouse errors are
+    retried with backoff for ``retry_for_s``; after that the worker goes on from an empty
+    state (logged as an error) rather than not counting at all.
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        window_clock: WindowClock,
+        new_pipeline: Callable[[], Pipeline],
+        make_query: Callable[[], tuple[Query, Callable[[], None]]],
+        *,
+        database: str,
+        worker: str,
+        partition_count: int,
+        clock_kind: ClockKind,
+        retry_for_s: float = 60.0,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.pipeline = pipeline
+        self.window_clock = window_clock
+        self.new_pipeline = new_pipeline
+        self.make_query = make_query
+        self.database = database
+        self.worker = worker
+        self.partition_count = partition_count
+        self.clock_kind: ClockKind = clock_kind
+        self.retry_for_s = retry_for_s
+        self.wall = wall
+
+    def _rebuild_blocking(
+        self, partitions: Sequence[int], clock_now_ms: int, live_emitted: int
+    ) -> Rebuilt:
+        from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
+
+        from streams.clickhouse_client import is_connection_error, is_driver_error
+
+        def retryable(exc: BaseException) -> bool:
+            return is_driver_error(exc) or is_connection_error(exc)
+
+        def attempt() -> Rebuilt:
+            query, close = self.make_query()
+            try:
+                return rebuild(
+                    query,
+                    database=self.database,
+                    worker=self.worker,
+                    partitions=partitions,
+                    partition_count=self.partition_count,
+                    new_pipeline=self.new_pipeline,
+                    clock_kind=self.clock_kind,
+                    clock_now_ms=clock_now_ms,
+                    live_emitted=live_emitted,
+                    wall_now_s=self.wall(),
+                )
+            finally:
+                close()
+
+        retrying = Retrying(
+            retry=retry_if_exception(retryable),
+            wait=wait_exponential(multiplier=0.25, min=0.25, max=5),
+            stop=stop_after_delay(self.retry_for_s),
+            reraise=True,
+            before_sleep=lambda state: log.warning(
+                "rebuilding counting state from ClickHouse failed (%s); retrying",
+                state.outcome.exception() if state.outcome else "?",
+            ),
+        )
+        return retrying(attempt)
+
+    async def on_assigned(self, partitions: Sequence[int]) -> dict[tuple[Topic, int], int]:
+        """Rebuild the state of ``partitions``, adopt it; return the offsets to resume at."""
+        partitions = sorted(set(partitions))
+        if not partitions:
+            self.pipeline.adopt(self.new_pipeline())
+            return {}
+        started = time.perf_counter()
+        clock_now = self.window_clock.now_ms()
+        try:
+            rebuilt = await asyncio.to_thread(
+                self._rebuild_blocking, partitions, clock_now, self.pipeline.emitted_through
+            )
+        except Exception as exc:
+            log.error(
+                "cannot rebuild the counting state of partitions %s from ClickHouse (%s); "
+                "counting goes on from an empty state: open windows and sessions of these "
+                "partitions start over",
+                partitions,
+                exc,
+            )
+            return {}
+        self.pipeline.adopt(
+            rebuilt.pipeline, rebuilt.counted_before, rebuilt.counted_before_until_ms
+        )
+        if self.clock_kind == "event" and rebuilt.newest_event_ms is not None:
+            self.window_clock.observe(rebuilt.newest_event_ms)
+        log.info(
+            "counting state of partitions %s rebuilt from ClickHouse in %.2fs: windows from %s, %s",
+            partitions,
+            time.perf_counter() - started,
+            time.strftime("%H:%M", time.gmtime(rebuilt.plan.replay_from / 1000)),
+            rebuilt.stats.describe(),
+        )
+        return rebuilt.next_offsets
