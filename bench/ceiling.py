@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench.stats import steady_rate
+from bench.stats import steady_cost, steady_rate
 
 Samples = list[tuple[float, float]]
 
@@ -26,8 +26,11 @@ async def consume(
     expected_events: int,
     timeout_s: float = 300.0,
     max_records: int = 5000,
-) -> Samples:
-    """Read ``topics`` from the start until ``expected_events``; (time, events) samples."""
+) -> tuple[Samples, Samples]:
+    """Read ``topics`` from the start until ``expected_events``.
+
+    Returns (time, events) and (time, CPU seconds of this process) samples.
+    """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
@@ -43,6 +46,7 @@ async def consume(
         loads = orjson.loads
         events = 0
         samples: Samples = [(time.perf_counter(), 0.0)]
+        usage: Samples = [(samples[0][0], time.process_time())]
         deadline = time.monotonic() + timeout_s
         while events < expected_events and time.monotonic() < deadline:
             batches = await consumer.getmany(timeout_ms=200, max_records=max_records)
@@ -55,12 +59,15 @@ async def consume(
                         continue
                     events += len(value) if isinstance(value, list) else 1
             samples.append((time.perf_counter(), float(events)))
-        return samples
+            usage.append((samples[-1][0], time.process_time()))
+        return samples, usage
     finally:
         await consumer.stop()
 
 
-def run(bootstrap: str, topics: Sequence[str], partitions: int, expected_events: int) -> float:
-    """Events/s of the ceiling loop over the steady middle of one full read."""
-    samples = asyncio.run(consume(bootstrap, topics, partitions, expected_events))
-    return steady_rate(samples, expected_events)
+def run(
+    bootstrap: str, topics: Sequence[str], partitions: int, expected_events: int
+) -> tuple[float, float]:
+    """Events/s and CPU seconds per event of the ceiling loop over its steady middle."""
+    samples, usage = asyncio.run(consume(bootstrap, topics, partitions, expected_events))
+    return steady_rate(samples, expected_events), steady_cost(samples, usage, expected_events)

@@ -86,3 +86,34 @@ def ratio(numerator: float, denominator: float) -> float:
     if not denominator or math.isnan(denominator):
         return math.nan
     return numerator / denominator
+
+
+def value_at(samples: Sequence[tuple[float, float]], t: float) -> float:
+    """A sampled quantity (say CPU seconds) at time ``t``, interpolated; NaN outside."""
+    previous: tuple[float, float] | None = None
+    for ts, value in samples:
+        if ts >= t:
+            if previous is None:
+                return value if ts == t else math.nan
+            t0, v0 = previous
+            return v0 + (value - v0) * (t - t0) / (ts - t0) if ts > t0 else value
+        previous = (ts, value)
+    return math.nan
+
+
+def steady_cost(
+    progress: Sequence[tuple[float, float]],
+    usage: Sequence[tuple[float, float]],
+    total: float,
+    lo: float = 0.1,
+    hi: float = 0.9,
+) -> float:
+    """``usage`` spent per event over the same steady window as :func:`steady_rate`.
+
+    With ``usage`` in CPU seconds this is CPU seconds per event: a figure that depends far
+    less than events/s on what else the shared machine is running.
+    """
+    start = time_reaching(progress, lo * total)
+    end = time_reaching(progress, hi * total)
+    spent = value_at(usage, end) - value_at(usage, start)
+    return spent / ((hi - lo) * total)

@@ -29,8 +29,15 @@ from pathlib import Path
 from typing import Any
 
 from bench import ceiling, kafka_io
-from bench.stats import steady_rate
-from bench.workers import SOURCE_TOPICS, BenchEnv, MachineLoad, WorkerProc, events_done
+from bench.stats import steady_cost, steady_rate
+from bench.workers import (
+    SOURCE_TOPICS,
+    BenchEnv,
+    MachineLoad,
+    WorkerProc,
+    cpu_seconds,
+    events_done,
+)
 from bench.workload import Message
 from streams.settings import Settings
 
@@ -59,13 +66,13 @@ def produce_copy(
 
 def measure_ceiling(env: BenchEnv, events: int) -> dict[str, Any]:
     load = MachineLoad()
-    rate = ceiling.run(
+    rate, cost = ceiling.run(
         env.settings.kafka_bootstrap,
         [env.topic(t) for t in SOURCE_TOPICS],
         env.settings.topic_partitions,
         events,
     )
-    return {"rate": rate, "machine": load.finish()}
+    return {"rate": rate, "cpu_us_per_event": _us(cost), "machine": load.finish()}
 
 
 def measure_floor(
@@ -97,18 +104,18 @@ def measure_floor(
         )
     load = MachineLoad()
     deadline = time.monotonic() + timeout_s
+    usage: list[tuple[float, float]] = []
     try:
         while not out.exists():
             if proc.poll() is not None:
                 raise RuntimeError(f"faust floor exited early; see {log_path}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"faust floor not done after {timeout_s:.0f}s")
+            usage.append((time.perf_counter(), cpu_seconds(proc.pid)))
             time.sleep(0.2)
         time.sleep(0.2)  # let the write finish
+        usage.append((time.perf_counter(), cpu_seconds(proc.pid)))
         samples = [(t, float(n)) for t, n in json.loads(out.read_text())]
-        from bench.workers import cpu_seconds
-
-        cpu = cpu_seconds(proc.pid)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -117,7 +124,11 @@ def measure_floor(
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(10)
-    return {"rate": steady_rate(samples, events), "cpu_s": cpu, "machine": load.finish()}
+    return {
+        "rate": steady_rate(samples, events),
+        "cpu_us_per_event": _us(steady_cost(samples, usage, events)),
+        "machine": load.finish(),
+    }
 
 
 @dataclass
@@ -150,7 +161,7 @@ def measure_workers(
             proc.wait_ready()
         load = MachineLoad()
         cpu0 = [p.cpu_s() for p in procs]
-        samples, per_worker = _follow(procs, events, log, timeout_s)
+        samples, usage, per_worker = _follow(procs, events, log, timeout_s)
         machine = load.finish()
         cpu = [p.cpu_s() - c for p, c in zip(procs, cpu0, strict=True)]
         rss = [p.rss_mb() for p in procs]
@@ -163,7 +174,7 @@ def measure_workers(
         "workers": workers,
         "per_worker_events": per_worker,
         "cpu_s": [round(c, 1) for c in cpu],
-        "cpu_us_per_event": round(sum(cpu) / events * 1e6, 1),
+        "cpu_us_per_event": _us(steady_cost(samples, usage, events)),
         "rss_mb": [round(r, 1) for r in rss],
         "machine": machine,
         "done": samples[-1][1] if samples else 0,
@@ -172,8 +183,9 @@ def measure_workers(
 
 def _follow(
     procs: Sequence[WorkerProc], events: int, log: Log, timeout_s: float
-) -> tuple[list[tuple[float, float]], list[float]]:
+) -> tuple[list[tuple[float, float]], list[tuple[float, float]], list[float]]:
     samples: list[tuple[float, float]] = []
+    usage: list[tuple[float, float]] = []
     deadline = time.monotonic() + timeout_s
     last_change = time.monotonic()
     next_report = time.monotonic() + 10
@@ -185,7 +197,9 @@ def _follow(
             with contextlib.suppress(OSError):
                 per_worker[i] = events_done(proc.metrics_text())
         total = sum(per_worker)
-        samples.append((time.perf_counter(), total))
+        at = time.perf_counter()
+        samples.append((at, total))
+        usage.append((at, sum(p.cpu_s() for p in procs)))
         if total > done:
             last_change = now
         done = total
@@ -199,4 +213,8 @@ def _follow(
             if proc.proc is not None and proc.proc.poll() is not None:
                 raise RuntimeError(f"worker died:\n{proc.log_text()[-3000:]}")
         time.sleep(POLL_S)
-    return samples, per_worker
+    return samples, usage, per_worker
+
+
+def _us(seconds: float) -> float:
+    return round(seconds * 1e6, 1)

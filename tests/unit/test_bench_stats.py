@@ -6,7 +6,15 @@ import math
 
 import pytest
 
-from bench.stats import percentile, ratio, steady_rate, summarize, time_reaching
+from bench.stats import (
+    percentile,
+    ratio,
+    steady_cost,
+    steady_rate,
+    summarize,
+    time_reaching,
+    value_at,
+)
 
 
 @pytest.mark.parametrize(
@@ -63,3 +71,18 @@ def test_steady_rate_nan_when_unfinished_and_ratio_guards() -> None:
     assert math.isnan(steady_rate([(0.0, 0), (1.0, 10)], total=1000))
     assert ratio(3.0, 2.0) == 1.5
     assert math.isnan(ratio(1.0, 0.0))
+
+
+def test_value_at_interpolates_and_is_nan_outside() -> None:
+    samples = [(0.0, 0.0), (2.0, 10.0)]
+    assert value_at(samples, 1.0) == 5.0
+    assert value_at(samples, 2.0) == 10.0
+    assert math.isnan(value_at(samples, 3.0))
+    assert math.isnan(value_at(samples, -1.0))
+
+
+def test_steady_cost_is_usage_per_event_in_the_steady_window() -> None:
+    # 1,000 events/s after a 5 s join; CPU: 3 s of start-up, then 0.5 s per 1,000 events
+    progress = [(0.0, 0), (5.0, 0), *[(5.0 + s, 1000 * s) for s in range(1, 11)]]
+    usage = [(0.0, 0.0), (5.0, 3.0), *[(5.0 + s, 3.0 + 0.5 * s) for s in range(1, 11)]]
+    assert steady_cost(progress, usage, total=10_000) == pytest.approx(0.0005)

@@ -1,0 +1,116 @@
+"""Worker RSS after 1M, 5M and 10M events from a population of 1M users.
+
+One worker replays a long stream (``SALEWATCH_WINDOW_CLOCK=event``): events are spread
+over event time so that the first checkpoint already covers ``FIRST_CHECKPOINT_SPAN_S``
+(40 minutes) — longer than a session's expiry (30 min idle + window grace), so what
+must stay bounded (open sessions, recent event ids, order categories, open windows)
+has reached its steady size before the first RSS reading, and anything that still grows
+afterwards is a leak. Users are visited in a cycle through all 1M (``bench.workload``),
+so the 10M stream touches ~1M distinct users.
+
+Production runs ahead of the worker one checkpoint at a time (gzip, so the in-memory
+broker holds compressed batches), clicks in SDK arrays of up to 10 events to get through
+10M events in minutes; neither changes the state a worker keeps per event. RSS is read
+from ``/proc/<pid>/status`` once the worker has stored every event up to the checkpoint
+and a few timer ticks have passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench import kafka_io
+from bench.throughput import WorkerSpec
+from bench.workers import BenchEnv, MachineLoad, WorkerProc, events_done
+from bench.workload import Message, Workload, WorkloadConfig
+from streams.settings import Settings
+
+FIRST_CHECKPOINT_SPAN_S = 2400
+SETTLE_S = 3.0
+MAX_ARRAY = 10
+
+Log = Callable[[str], None]
+
+
+def _stream(workload: Workload, total: int, start_ms: int, rate: float) -> Iterator[Message]:
+    step = 1000.0 / rate
+    for i in range(total):
+        yield from workload.next_messages(start_ms + int(i * step))
+    yield from workload.flush()
+
+
+def measure(
+    base: Settings,
+    log_dir: Path,
+    checkpoints: Sequence[int],
+    log: Log,
+    port: int = 9200,
+    spec: WorkerSpec | None = None,
+    users: int = 1_000_000,
+    timeout_s: float = 7200.0,
+) -> dict[str, Any]:
+    spec = spec or WorkerSpec()
+    total = max(checkpoints)
+    rate = checkpoints[0] / FIRST_CHECKPOINT_SPAN_S
+    start_ms = int(time.time() * 1000) - int(total / rate * 1000) - 60_000
+    workload = Workload(WorkloadConfig(users=users, max_array=MAX_ARRAY, seed=11))
+    stream = _stream(workload, total, start_ms, rate)
+    env = BenchEnv.create(base, log_dir, window_clock="event")
+    env.create_topics()
+    env.migrate()
+    worker = WorkerProc(env, port, spec.command, dict(spec.extra_env or {}))
+    readings: list[dict[str, float]] = []
+    trace: list[tuple[float, float]] = []
+    produced = 0
+    load = MachineLoad()
+    deadline = time.monotonic() + timeout_s
+    try:
+        worker.start()
+        worker.wait_ready()
+        for checkpoint in sorted(checkpoints):
+            chunk: list[Message] = []
+            while produced < checkpoint:
+                message = next(stream)
+                chunk.append(message)
+                produced += message.events
+            asyncio.run(
+                kafka_io.produce(env.settings.kafka_bootstrap, env.topic, chunk, compression="gzip")
+            )
+            del chunk
+            log(f"    produced {produced:,} events; waiting for the worker")
+            done = 0.0
+            next_report = time.monotonic() + 15
+            while done < produced:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"memory run timed out at {done:,.0f} events")
+                if worker.proc is not None and worker.proc.poll() is not None:
+                    raise RuntimeError(f"worker died:\n{worker.log_text()[-3000:]}")
+                done = events_done(worker.metrics_text())
+                trace.append((done, worker.rss_mb()))
+                if time.monotonic() > next_report:
+                    log(f"    {done:,.0f} / {produced:,} events, RSS {worker.rss_mb():.0f} MiB")
+                    next_report += 15
+                time.sleep(0.5)
+            time.sleep(SETTLE_S)
+            rss = worker.rss_mb()
+            readings.append({"events": produced, "rss_mb": round(rss, 1)})
+            log(f"    after {produced:,} events: RSS {rss:.0f} MiB")
+    finally:
+        worker.stop()
+        env.cleanup()
+    first, last = readings[0]["rss_mb"], readings[-1]["rss_mb"]
+    return {
+        "readings": readings,
+        "trace": trace[:: max(1, len(trace) // 400)],
+        "growth_mb": round(last - first, 1),
+        "growth_pct": round(100 * (last - first) / first, 1),
+        "distinct_users": min(workload.sessions_started, users),
+        "sessions": workload.sessions_started,
+        "event_time_rate": rate,
+        "event_time_span_h": round(total / rate / 3600, 1),
+        "machine": load.finish(),
+    }
