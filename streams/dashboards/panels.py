@@ -153,7 +153,17 @@ def table_panel(
     description: str = "",
     unit: str = "short",
 ) -> table.Panel:
-    panel = table.Panel().title(title).description(description).unit(unit).span(w).height(h)
+    panel = (
+        table.Panel()
+        .title(title)
+        .description(description)
+        .unit(unit)
+        .span(w)
+        .height(h)
+        # the schema's defaults, written out so that the JSON round-trips unchanged
+        .align(common.FieldTextAlignment.AUTO)
+        .inspect(False)
+    )
     return _with_targets(panel, queries)
 
 
