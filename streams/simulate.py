@@ -180,6 +180,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the shop's local time zone for the diurnal shape and midnight (default 8, China)",
     )
     p.add_argument(
+        "--warmup",
+        type=_arg(parse_duration),
+        default=600.0,
+        metavar="D",
+        help="start warm: simulate sessions from this long before the start and emit their"
+        " events from the start on (default 10m; 15m+ also fills in the auto-cancels of"
+        " orders created before the start)",
+    )
+    p.add_argument(
         "--users",
         type=_non_negative(int),
         default=100_000,
@@ -364,6 +373,7 @@ def build_config(args: argparse.Namespace, regions: tuple[str, ...]) -> SimConfi
         utc_offset_h=args.utc_offset,
         incidents=incidents,
         invalid_rate=args.invalid_rate,
+        warmup_s=args.warmup,
     )
 
 
@@ -405,6 +415,12 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     try:
         if args.out is not None:
+            if args.batch > 1:
+                print(
+                    "salewatch simulate: warning: --batch applies to Kafka only;"
+                    " the file gets one event per line",
+                    file=sys.stderr,
+                )
             out = args.out.open("wb", buffering=1 << 20)
             sink = FileSink(out)
             target = str(args.out)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import random
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from streams.simulation.catalog import (
 from streams.simulation.config import SimConfig
 from streams.simulation.incidents import IncidentSchedule
 from streams.simulation.invalid import make_invalid
-from streams.simulation.model import SimEvent
+from streams.simulation.model import SimEvent, event_time
 from streams.simulation.session import World, run_session
 from streams.simulation.traffic import TrafficCurve, arrivals
 
@@ -206,7 +207,10 @@ def generate(config: SimConfig, seed: int) -> Iterator[SimEvent]:
                 continue
             session_rng.seed(_stream_seed(seed, _SESSIONS, index))
             events = run_session(world, session_rng, index, ts, hunter)
-            heappush(heap, (events[0].ts, index, events, 0))
+            # a warm-up session joins at its first event from the start on, if it has one
+            first = 0 if ts >= start else bisect_left(events, start, key=event_time)
+            if first < len(events):
+                heappush(heap, (events[first].ts, index, events, first))
             continue
         if next_surge <= head and next_surge < end:
             surge_n += 1
@@ -223,8 +227,6 @@ def generate(config: SimConfig, seed: int) -> Iterator[SimEvent]:
             heapreplace(heap, (events[pos + 1].ts, tie, events, pos + 1))
         else:
             heappop(heap)
-        if ev.ts < start:
-            continue  # warm-up: only what happens from the start on is emitted
         if special:
             if surge_on and ev.event["event_type"] == "payment_succeeded":
                 e = ev.event

@@ -27,3 +27,8 @@ class SimEvent(NamedTuple):
     @property
     def valid(self) -> bool:
         return self.raw is None
+
+
+def event_time(ev: SimEvent) -> int:
+    """Sort key: the event time."""
+    return ev.ts

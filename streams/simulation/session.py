@@ -41,7 +41,7 @@ from streams.simulation.catalog import (
     Population,
 )
 from streams.simulation.incidents import IncidentSchedule
-from streams.simulation.model import SimEvent
+from streams.simulation.model import SimEvent, event_time
 
 AUTO_CANCEL_MS = 15 * 60 * 1000
 MAX_GAP_MS = 20 * 60 * 1000
@@ -427,9 +427,5 @@ def run_session(
     """All events of session ``index`` starting at ``start_ms``, sorted by event time."""
     s = _Session(world, rng, f"{world.prefix}-s{index:x}", start_ms, HUNTER if hunter else BROWSER)
     s.run(index, hunter)
-    s.out.sort(key=_ts)
+    s.out.sort(key=event_time)
     return s.out
-
-
-def _ts(ev: SimEvent) -> int:
-    return ev.ts
