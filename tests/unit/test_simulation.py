@@ -246,3 +246,13 @@ def test_arrivals_follow_the_intensity(per_s: float) -> None:
     expected = per_s * seconds
     assert abs(len(times) - expected) <= 4 * expected**0.5 + 1
     assert times == sorted(times) and all(0 <= t < seconds * 1000 for t in times)
+
+
+def test_the_stream_starts_warm_with_sessions_already_in_progress() -> None:
+    def first_minute_vs_later(warmup_s: float) -> float:
+        config = replace(BASE, diurnal=False, spike=False, duration_s=10 * 60, warmup_s=warmup_s)
+        per_minute = Counter((e.ts - config.start_ms) // MINUTE for e in generate(config, seed=2))
+        return per_minute[0] / statistics.mean(per_minute[m] for m in range(5, 10))
+
+    assert first_minute_vs_later(600) >= 0.88
+    assert first_minute_vs_later(0) <= 0.8  # a cold start ramps up: looks like a drop
