@@ -138,3 +138,36 @@ def test_items_on_a_topic_without_items_is_an_ignored_extra_field(value: Any) ->
     # found by the random test above: this used to raise TypeError out of decode_message
     event = {**make_event("clicks"), "items": value}
     assert slow_accepts(event, "clicks") and fast_accepts(event, "clicks")
+
+
+def _array(topic: Topic, n: int, **overrides: Any) -> bytes:
+    return orjson.dumps([make_event(topic, event_id=f"e-{i}", **overrides) for i in range(n)])
+
+
+MESSAGES: list[Any] = [
+    pytest.param("clicks", orjson.dumps(make_event("clicks")), True, id="one valid event"),
+    pytest.param("orders", orjson.dumps(make_event("orders")), True, id="one valid order"),
+    pytest.param("clicks", _array("clicks", 3), True, id="array of valid events"),
+    pytest.param("clicks", _array("clicks", 1001), False, id="array too long"),
+    pytest.param("clicks", b"[]", False, id="empty array"),
+    pytest.param("clicks", _array("clicks", 2, ts="x"), False, id="array with bad events"),
+    pytest.param("clicks", b'{"event_id": ', False, id="malformed"),
+    pytest.param("clicks", b"42", False, id="not an object"),
+    pytest.param("orders", orjson.dumps(make_event("orders", amount=-1)), False, id="invalid"),
+    pytest.param(
+        "orders", orjson.dumps(make_event("orders", pad="a" * 70_000)), False, id="too large"
+    ),
+]
+
+
+@pytest.mark.parametrize(("topic", "raw", "proven"), MESSAGES)
+def test_valid_events_is_decode_message_when_it_answers(
+    topic: Topic, raw: bytes, proven: bool
+) -> None:
+    from streams.decode import decode_message, valid_events
+
+    fast = valid_events(raw, topic, NOW_MS, LIMITS)
+    assert (fast is not None) == proven
+    if fast is not None:
+        decoded = decode_message(raw, topic, NOW_MS, LIMITS)
+        assert fast == decoded.events and not decoded.rejected
