@@ -189,7 +189,9 @@ def add_recovery(
     )
     counted = {settings.kafka_topic(t) for t in (*TOPICS, ORDERS_BY_SESSION_TOPIC)}
 
-    async def rebuild_counting_state(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    async def rebuild_counting_state(
+        sender: Any, /, *args: Any, signal: Any, **kwargs: Any
+    ) -> None:
         # the aiokafka consumer (ThreadDelegateConsumer), beyond Faust's ConsumerT protocol
         consumer: Any = app.consumer
         assignment = consumer.assignment()
