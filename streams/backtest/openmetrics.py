@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from prometheus_client.utils import floatToGoString
 
 from streams.metric_defs import METRICS
-from streams.totals import LabelValues, Totals
+from streams.totals import HistogramValue, LabelValues, Totals
 
 JOB = "salewatch"
 INSTANCE = "backtest"
@@ -68,7 +68,7 @@ class TotalsScraper:
 
     def __init__(self, job: str = JOB, instance: str = INSTANCE) -> None:
         self.target = (("job", job), ("instance", instance))
-        self.up = series_text("up", self.target) + " 1 "
+        self.up = series_text("up", self.target) + " 1"
         # (series name, label values, le) -> series text + " "
         self._prefix: dict[tuple[str, LabelValues, str], str] = {}
         self._bounds: dict[str, list[str]] = {
@@ -76,6 +76,8 @@ class TotalsScraper:
             for name, d in METRICS.items()
             if d.kind == "histogram"
         }
+        self._values: dict[str, dict[LabelValues, tuple[float, str]]] = {}
+        self._histograms: dict[str, dict[LabelValues, tuple[tuple[int, float], list[str]]]] = {}
         self.lines_written = 0
 
     @property
@@ -94,19 +96,39 @@ class TotalsScraper:
         return text
 
     def scrape(self, totals: Totals, ts_ms: int) -> str:
+        # each series' "name{labels} value" is cached until its value changes, and the
+        # timestamp is joined in once per scrape: most series do not change every tick
         ts = " " + format_timestamp(ts_ms) + "\n"
-        out = [self.up + format_timestamp(ts_ms) + "\n"]
-        append, series, fmt = out.append, self._series, format_value
+        parts = [self.up]
+        append, extend = parts.append, parts.extend
         for name, values in totals.values.items():
+            cache = self._values.setdefault(name, {})
             for labels, value in values.items():
-                append(series(name, name, labels) + fmt(value) + ts)
+                hit = cache.get(labels)
+                if hit is None or hit[0] != value:
+                    text = self._series(name, name, labels) + format_value(value)
+                    hit = cache[labels] = (value, text)
+                append(hit[1])
         for name, histograms in totals.histograms.items():
-            bounds = self._bounds[name]
-            bucket, total, count = name + "_bucket", name + "_sum", name + "_count"
+            blocks = self._histograms.setdefault(name, {})
             for labels, hist in histograms.items():
-                for le, n in zip(bounds, hist.cumulative(), strict=True):
-                    append(series(name, bucket, labels, le) + str(n) + ts)
-                append(series(name, total, labels) + fmt(hist.sum) + ts)
-                append(series(name, count, labels) + str(hist.count) + ts)
-        self.lines_written += len(out)
-        return "".join(out)
+                block = blocks.get(labels)
+                if block is None or block[0] != (hist.count, hist.sum):
+                    block = blocks[labels] = (
+                        (hist.count, hist.sum),
+                        self._histogram(name, labels, hist),
+                    )
+                extend(block[1])
+        self.lines_written += len(parts)
+        return ts.join(parts) + ts
+
+    def _histogram(self, name: str, labels: LabelValues, hist: HistogramValue) -> list[str]:
+        bounds = self._bounds[name]
+        bucket = name + "_bucket"
+        out = [
+            self._series(name, bucket, labels, le) + str(n)
+            for le, n in zip(bounds, hist.cumulative(), strict=True)
+        ]
+        out.append(self._series(name, name + "_sum", labels) + format_value(hist.sum))
+        out.append(self._series(name, name + "_count", labels) + str(hist.count))
+        return out

@@ -105,12 +105,16 @@ class RuleSet:
 
 
 def rule_files(path: Path) -> list[Path]:
-    """``path`` itself if it is a file, else its ``*.rules.yml`` files (not recursive)."""
+    """``path`` itself if it is a file, else its ``*.rules.yml`` files (not recursive, not
+    hidden)."""
     if path.is_file():
         return [path]
     if not path.is_dir():
         raise BacktestError(f"no rule files at {path}")
-    found = sorted({f for pattern in RULE_FILE_PATTERNS for f in path.glob(pattern)})
+    # hidden files are other tools' scratch rules (tests write and delete them), not ours
+    found = sorted(
+        {f for pattern in RULE_FILE_PATTERNS for f in path.glob(pattern)} - set(path.glob(".*"))
+    )
     if not found:
         raise BacktestError(f"no *.rules.yml files in {path}")
     return found
