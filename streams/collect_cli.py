@@ -95,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for noisy in ("kafka", "aiokafka"):  # connection chatter at INFO
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     # imported here: aiohttp and aiokafka are not needed to build the parser
     from streams.collector.server import serve
 

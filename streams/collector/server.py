@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, disable_created_metrics, generate_latest
 
 from streams.collector.beacon import BadBeacon, BeaconRejectReason, parse_beacon
 from streams.collector.config import PORT_ENV, CollectorConfig
@@ -167,6 +167,8 @@ async def serve(
     config: CollectorConfig, settings: Settings, stop: asyncio.Event | None = None
 ) -> int:
     """Run the collector until SIGTERM/SIGINT (or ``stop``); the exit code of the command."""
+    # this process only: no *_created series next to each counter
+    disable_created_metrics()  # type: ignore[no-untyped-call]
     metrics = CollectorMetrics()
 
     def produce_failed(exc: BaseException) -> None:
