@@ -24,7 +24,8 @@ from streams.metric_defs import METRICS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ALERTS_DIR = REPO_ROOT / "alerts"
-RULE_FILES = sorted(ALERTS_DIR.glob("*.rules.yml"))
+# hidden files are a delivery test's temporary rules (tests/integration/test_alert_delivery.py)
+RULE_FILES = sorted(p for p in ALERTS_DIR.glob("*.rules.yml") if not p.name.startswith("."))
 TEST_FILES = sorted((ALERTS_DIR / "tests").glob("*.yml"))
 RUNBOOK = ALERTS_DIR / "runbook.md"
 

@@ -224,11 +224,14 @@ def test_panels_read_declared_metrics_and_recorded_rules(where: str, expr: str) 
 SEED_NOW_MS = int(time.time()) * 1000
 
 
-def seed_events(now_ms: int = SEED_NOW_MS) -> list[tuple[Topic, dict[str, Any]]]:
-    """A few valid events of every topic and type the drill-down queries group by."""
+def seed_events(
+    now_ms: int = SEED_NOW_MS, step_ms: int = 60_000
+) -> list[tuple[Topic, dict[str, Any]]]:
+    """A few valid events of every topic and type the drill-down queries group by: six
+    sessions ``step_ms`` apart up to ``now_ms``, each through the whole funnel."""
     events: list[tuple[Topic, dict[str, Any]]] = []
     for i in range(6):
-        ts = now_ms - i * 60_000
+        ts = now_ms - i * step_ms
         base = {"ts": ts, "session_id": f"s-{i}", "user_id": f"u-{i}"}
         channel = ("app", "web", "h5")[i % 3]
         events += [
