@@ -31,13 +31,12 @@ from streams.collector.config import (
 )
 from streams.settings import ConfigError, load_settings
 
+HELP = "receive web-vitals beacons from shop pages, produce page_view events"
 _LIMITS = CollectorConfig()
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "collect", help="receive web-vitals beacons, produce page_view events"
-    )
+    parser = subparsers.add_parser("collect", help=HELP)
     add_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -104,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="salewatch collect", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="salewatch collect", description=HELP)
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:
