@@ -139,6 +139,6 @@ def render(
             title_fontsize=9,
         )
     fig.suptitle(title, y=0.995, fontsize=11)
-    fig.tight_layout(rect=(0, 0, 1, 0.92))
+    fig.tight_layout(rect=(0, 0, 1, 0.92 if names else 0.97))
     fig.savefig(path, dpi=100)
     plt.close(fig)
