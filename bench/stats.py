@@ -2,6 +2,7 @@
 
 * :func:`percentile` — linear interpolation between closest ranks (NumPy's default), so
   p50 of ``[1, 2, 3, 4]`` is 2.5 and p99 of a few hundred samples is not just the maximum;
+  ``inf`` samples (a marker never seen) count as larger than everything;
 * :func:`steady_rate` — events/s between the moments a run had consumed ``lo`` and ``hi``
   of its events, interpolated between progress samples: start-up (group join, first
   fetch) and the drain of the last batches do not count, only the steady middle;
@@ -25,6 +26,8 @@ def percentile(values: Sequence[float], q: float) -> float:
     rank = (len(ordered) - 1) * q / 100
     low = math.floor(rank)
     high = min(low + 1, len(ordered) - 1)
+    if math.isinf(ordered[high]) and rank > low:
+        return math.inf  # a sample never seen (inf) is above any interpolation
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 

@@ -61,6 +61,9 @@ class WorkloadConfig:
     tickets: bool = True
     invalid_share: float = 0.0
     seed: int = 8
+    # appended to every event id: the load generator cycles a pre-generated pool and
+    # rewrites this fixed-width tag per cycle so that ids stay unique
+    event_id_suffix: bytes = b""
 
 
 def partition_of(key: bytes, partitions: int) -> int:
@@ -69,39 +72,39 @@ def partition_of(key: bytes, partitions: int) -> int:
 
 
 _VIEW = (
-    b'{"schema_version":1,"event_id":"%s-%d","event_type":"page_view","ts":%d,'
+    b'{"schema_version":1,"event_id":"%s-%d%s","event_type":"page_view","ts":%d,'
     b'"user_id":"%s","session_id":"%s","channel":"%s","region":"%s","page_type":"%s",'
     b'"item_id":"%s","category":"%s","traffic_source":"%s","load_ms":%d}'
 )
 _CLICK = (
-    b'{"schema_version":1,"event_id":"%s-%d","event_type":"click","ts":%d,'
+    b'{"schema_version":1,"event_id":"%s-%d%s","event_type":"click","ts":%d,'
     b'"user_id":"%s","session_id":"%s","channel":"%s","region":"%s","page_type":"%s",'
     b'"item_id":"%s","category":"%s","traffic_source":"%s"}'
 )
 _CART = (
-    b'{"schema_version":1,"event_id":"%s-%d","event_type":"%s","ts":%d,'
+    b'{"schema_version":1,"event_id":"%s-%d%s","event_type":"%s","ts":%d,'
     b'"user_id":"%s","session_id":"%s","channel":"%s","region":"%s",'
     b'"item_id":"%s","category":"%s","quantity":%d,"price":%.2f}'
 )
 _ORDER_CREATED = (
-    b'{"schema_version":1,"event_id":"%s-%d","event_type":"order_created","ts":%d,'
+    b'{"schema_version":1,"event_id":"%s-%d%s","event_type":"order_created","ts":%d,'
     b'"user_id":"%s","session_id":"%s","channel":"%s","region":"%s","order_id":"%s",'
     b'"amount":%.2f,"currency":"CNY","payment_method":"%s",'
     b'"items":[{"item_id":"%s","category":"%s","quantity":%d,"price":%.2f}]%s}'
 )
 _PAYMENT = (
-    b'{"schema_version":1,"event_id":"%s-%d","event_type":"%s","ts":%d,'
+    b'{"schema_version":1,"event_id":"%s-%d%s","event_type":"%s","ts":%d,'
     b'"user_id":"%s","session_id":"%s","channel":"%s","region":"%s","order_id":"%s",'
     b'"amount":%.2f,"currency":"CNY","payment_method":"%s"%s}'
 )
 _TICKET = (
-    b'{"schema_version":1,"event_id":"%s-%d","event_type":"ticket_opened","ts":%d,'
+    b'{"schema_version":1,"event_id":"%s-%d%s","event_type":"ticket_opened","ts":%d,'
     b'"user_id":"%s","session_id":"%s","channel":"%s","region":"%s","ticket_id":"%s",'
     b'"order_id":"%s","kind":"%s","reason":"%s"}'
 )
 _INVALID = (
-    b'{"schema_version":1,"event_id":"%s-%d","event_type":"page_view","ts":%d',  # cut off
-    b'{"schema_version":1,"event_id":"%s-%d","event_type":"page_view","ts":%d}',  # no user
+    b'{"schema_version":1,"event_id":"%s-%d%s","event_type":"page_view","ts":%d',  # cut off
+    b'{"schema_version":1,"event_id":"%s-%d%s","event_type":"page_view","ts":%d}',  # no user
 )
 
 
@@ -181,7 +184,7 @@ class Workload:
         self.events += 1
         out: list[Message] = []
         if cfg.invalid_share and rng.random() < cfg.invalid_share:
-            value = rng.choice(_INVALID) % (s.sid, s.seq, ts)
+            value = rng.choice(_INVALID) % (s.sid, s.seq, cfg.event_id_suffix, ts)
             out.append(Message("clicks", s.partition, s.sid, value, 1))
         else:
             self._event(s, ts, rng, out)
@@ -224,6 +227,7 @@ class Workload:
             value = _VIEW % (
                 s.sid,
                 s.seq,
+                self.config.event_id_suffix,
                 ts,
                 s.user,
                 s.sid,
@@ -240,6 +244,7 @@ class Workload:
             value = _CLICK % (
                 s.sid,
                 s.seq,
+                self.config.event_id_suffix,
                 ts,
                 s.user,
                 s.sid,
@@ -257,6 +262,7 @@ class Workload:
             value = _CART % (
                 s.sid,
                 s.seq,
+                self.config.event_id_suffix,
                 kind,
                 ts,
                 s.user,
@@ -290,6 +296,7 @@ class Workload:
         value = _ORDER_CREATED % (
             s.sid,
             s.seq,
+            self.config.event_id_suffix,
             ts,
             s.user,
             s.sid,
@@ -322,6 +329,7 @@ class Workload:
         value = _PAYMENT % (
             s.sid,
             s.seq,
+            self.config.event_id_suffix,
             kind,
             ts,
             s.user,
@@ -342,6 +350,7 @@ class Workload:
         value = _TICKET % (
             s.sid,
             s.seq,
+            self.config.event_id_suffix,
             ts,
             s.user,
             s.sid,

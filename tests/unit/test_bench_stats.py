@@ -35,6 +35,12 @@ def test_percentile_matches_linear_interpolation(
     assert percentile(values, q) == pytest.approx(expected)
 
 
+def test_missing_samples_count_as_infinitely_late() -> None:
+    values = [1.0] * 98 + [math.inf] * 2
+    assert percentile(values, 50) == 1.0
+    assert percentile(values, 99) == math.inf
+
+
 def test_percentile_of_nothing_is_nan_and_bad_q_is_refused() -> None:
     assert math.isnan(percentile([], 50))
     with pytest.raises(ValueError):

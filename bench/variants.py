@@ -1,0 +1,34 @@
+"""The worker configurations the benchmark compares.
+
+``worker`` is ``salewatch worker`` exactly as shipped. The others change only Faust-level
+things the worker does not expose (``bench.tuned_worker``), one step at a time, so each
+step's gain shows on its own; ``proposed`` is all of them together, the configuration the
+results propose for ``streams/app.py`` / ``streams/worker.py``. ``batch`` is the prototype
+of ``bench.batch_worker``: what the chain does without Faust's per-message path.
+"""
+
+from __future__ import annotations
+
+from bench.throughput import WorkerSpec
+
+TUNED = ("-m", "bench.tuned_worker")
+
+VARIANTS: dict[str, WorkerSpec] = {
+    "worker": WorkerSpec(),
+    "uvloop": WorkerSpec((*TUNED, "--uvloop")),
+    "uvloop+no-monitor": WorkerSpec((*TUNED, "--uvloop", "--no-monitor")),
+    "proposed": WorkerSpec((*TUNED, "--uvloop", "--no-monitor", "--fast-drain")),
+    "batch": WorkerSpec(("-m", "bench.batch_worker", "--uvloop")),
+}
+
+DESCRIPTIONS: dict[str, str] = {
+    "worker": "salewatch worker as shipped (asyncio, Faust defaults)",
+    "uvloop": "+ uvloop event loop",
+    "uvloop+no-monitor": "+ uvloop, Faust Monitor sensor off",
+    "proposed": "+ uvloop, Monitor off, direct fetch hand-off (no wait_first per message)",
+    "batch": "prototype: same chain fed by aiokafka getmany batches inside the Faust app",
+}
+
+# the freshness runs: how long (s) to hold each load (events/s), full and quick
+FRESHNESS_LOADS = ((5_000, 60.0), (20_000, 30.0), (50_000, 60.0))
+FRESHNESS_LOADS_QUICK = ((5_000, 12.0), (20_000, 8.0), (50_000, 8.0))
