@@ -116,6 +116,11 @@ def run(args: argparse.Namespace) -> int:
         keep_work_dir=args.keep_work_dir,
         plot=args.plot,
     )
+    try:
+        options.check()
+    except BacktestError as exc:
+        print(f"salewatch backtest: error: {exc}", file=sys.stderr)
+        return 2
     status = StatusLine(args.quiet)
     try:
         report: dict[str, Any] = run_backtest(args.events, settings, options, status)
