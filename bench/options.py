@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--quick", action="store_true", help="small sizes and short runs (about 2 minutes)"
     )
     parser.add_argument(
-        "--events", type=int, help="events of the pre-produced topics (default 1M; quick 200k)"
+        "--events", type=int, help="events of the pre-produced topics (default 1M; quick 50k)"
     )
     parser.add_argument(
         "--only", nargs="+", choices=STEPS, help="run only these steps (default: all)"
@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--memory-events",
         type=int,
         nargs="+",
-        help="RSS checkpoints in events (default 1M 5M 10M; quick 200k 600k 1M)",
+        help="RSS checkpoints in events (default 1M 5M 10M; quick 50k 100k 200k)",
     )
     parser.add_argument(
         "--out", type=Path, default=Path("bench/results.json"), help="where to write results"

@@ -49,35 +49,43 @@ def _load(result: dict[str, Any]) -> str:
 
 
 def throughput_rows(results: dict[str, Any]) -> list[Row]:
+    return [row for _, row in _throughput(results)]
+
+
+def _throughput(results: dict[str, Any]) -> list[tuple[str, Row]]:
+    """(short label, table row) per consumer run."""
     t = results.get("throughput", {})
     ceiling = t.get("ceiling", {}).get("rate", math.nan)
     floor = t.get("floor", {}).get("rate", math.nan)
     floor_cpu = t.get("floor", {}).get("cpu_us_per_event", math.nan)
-    rows: list[Row] = []
+    rows: list[tuple[str, Row]] = []
 
-    def add(name: str, r: dict[str, Any]) -> None:
+    def add(name: str, r: dict[str, Any], short: str) -> None:
         if not r or "rate" not in r:
             return
         cpu = r.get("cpu_us_per_event", math.nan)
         rows.append(
-            [
-                name,
-                _fmt(r["rate"]),
-                _fmt(cpu, 1),
-                _fmt(ratio(r["rate"], ceiling), 3),
-                _fmt(ratio(r["rate"], floor), 2),
-                _fmt(ratio(floor_cpu, cpu), 2),
-                _load(r),
-            ]
+            (
+                short,
+                [
+                    name,
+                    _fmt(r["rate"]),
+                    _fmt(cpu, 1),
+                    _fmt(ratio(r["rate"], ceiling), 3),
+                    _fmt(ratio(r["rate"], floor), 2),
+                    _fmt(ratio(floor_cpu, cpu), 2),
+                    _load(r),
+                ],
+            )
         )
 
-    add("ceiling: aiokafka getmany + orjson", t.get("ceiling", {}))
-    add("Faust floor: bare agent, decode only", t.get("floor", {}))
-    add(f"1 worker: {DESCRIPTIONS['worker']}", t.get("worker", {}))
+    add("ceiling: aiokafka getmany + orjson", t.get("ceiling", {}), "ceiling")
+    add("Faust floor: bare agent, decode only", t.get("floor", {}), "Faust floor")
+    add(f"1 worker: {DESCRIPTIONS['worker']}", t.get("worker", {}), "worker, 1")
     for name, r in results.get("variants", {}).items():
-        add(f"1 worker: {DESCRIPTIONS.get(name, name)}", r)
+        add(f"1 worker: {DESCRIPTIONS.get(name, name)}", r, f"{name}, 1")
     for name, r in results.get("scaleout", {}).items():
-        add(f"2 workers: {DESCRIPTIONS.get(name, name)}", r)
+        add(f"2 workers: {DESCRIPTIONS.get(name, name)}", r, f"{name}, 2")
     return rows
 
 
@@ -152,7 +160,7 @@ def targets(results: dict[str, Any]) -> list[Row]:
                 ]
             )
     fresh = results.get("freshness", {})
-    for variant in ("worker", "proposed"):
+    for variant in dict.fromkeys(key.split("@")[0] for key in fresh):
         r = fresh.get(f"{variant}@50000", {})
         if "to_metrics" in r:
             sustained = (
@@ -229,16 +237,19 @@ def chart(results: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     fig, axes = plt.subplots(2, 2, figsize=(15, 10))
-    rows = throughput_rows(results)
-    names = [r[0].split(":")[0] + ":" + r[0].split(":", 1)[1][:38] for r in rows]
-    rates = [float(r[1].replace(",", "")) if r[1] != "–" else 0.0 for r in rows]
-    cpus = [float(r[2].replace(",", "")) if r[2] != "–" else 0.0 for r in rows]
+    labelled = _throughput(results)
+    names = [short for short, _ in labelled]
+    rates = [_number(row[1]) for _, row in labelled]
+    cpus = [_number(row[2]) for _, row in labelled]
     ax = axes[0][0]
     ax.barh(names, rates, color="tab:blue")
     ax.set_xscale("log")
-    ax.set_xlabel("events/s (log)")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("events/s (log scale; workers: 1 or 2 processes)")
     ax.set_title("Throughput on the same pre-produced events")
     ax.invert_yaxis()
     for i, v in enumerate(rates):
@@ -246,7 +257,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
     ax = axes[0][1]
     ax.barh(names, cpus, color="tab:orange")
     ax.set_xlabel("CPU µs per event (consumer processes)")
-    ax.set_title("CPU cost per event (less sensitive to the shared machine)")
+    ax.set_title("CPU µs per event (depends less on the shared machine)")
     ax.invert_yaxis()
     for i, v in enumerate(cpus):
         ax.text(v, i, f" {v:,.1f}", va="center", fontsize=8)
@@ -255,21 +266,32 @@ def chart(results: dict[str, Any], path: Path) -> None:
     if fresh:
         labels = [k for k, _ in fresh]
         x = range(len(fresh))
+        finite = [
+            r[w][q]
+            for _, r in fresh
+            for w in ("to_metrics", "to_clickhouse")
+            for q in ("p50", "p99")
+            if math.isfinite(r[w][q])
+        ]
+        cap = max([*finite, 10.0]) * 1.5
         for offset, (what, color) in enumerate(
             (("to_metrics", "tab:green"), ("to_clickhouse", "tab:purple"))
         ):
-            p50 = [r[what]["p50"] for _, r in fresh]
-            p99 = [r[what]["p99"] for _, r in fresh]
+            p50 = [min(r[what]["p50"], cap) for _, r in fresh]
+            p99 = [min(r[what]["p99"], cap) for _, r in fresh]
             xs = [i + (offset - 0.5) * 0.4 for i in x]
             ax.bar(xs, p99, width=0.38, color=color, alpha=0.35, label=f"{what} p99")
             ax.bar(xs, p50, width=0.38, color=color, label=f"{what} p50")
+            for xi, (_, r) in zip(xs, fresh, strict=True):
+                if not math.isfinite(r[what]["p99"]):
+                    ax.text(xi, cap, "not\nseen", ha="center", va="top", fontsize=7)
         ax.axhline(1, color="grey", ls=":", lw=1)
         ax.axhline(2, color="grey", ls="--", lw=1)
         ax.axhline(5, color="grey", ls="-.", lw=1)
         ax.set_xticks(list(x), labels, rotation=20, fontsize=8)
         ax.set_yscale("log")
         ax.set_ylabel("seconds (log); targets 1 / 2 / 5 s")
-        ax.set_title("Freshness: production → /metrics and → ClickHouse (2 workers)")
+        ax.set_title("Freshness, 2 workers: production → /metrics, → ClickHouse")
         ax.legend(fontsize=8)
     ax = axes[1][1]
     mem = results.get("memory", {})
@@ -298,6 +320,10 @@ def chart(results: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _number(text: str) -> float:
+    return 0.0 if text == "–" else float(text.replace(",", ""))
 
 
 def main() -> None:

@@ -31,7 +31,8 @@ from typing import Any
 
 from bench import freshness, memory, report, throughput
 from bench.options import STEPS, add_arguments
-from bench.variants import FRESHNESS_LOADS, FRESHNESS_LOADS_QUICK, VARIANTS
+from bench.throughput import WorkerSpec
+from bench.variants import FRESHNESS_ENV, FRESHNESS_RUNS, FRESHNESS_RUNS_QUICK, VARIANTS
 from bench.workers import BenchEnv
 from bench.workload import Message, WorkloadConfig, pre_produced
 from streams.settings import Settings, load_settings
@@ -163,48 +164,43 @@ class Runner:
         return {name: self.worker_run(name, workers=1) for name in names}
 
     def scaleout(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for variant in ("worker", "proposed"):
-            out[variant] = self.worker_run(variant, workers=2)
-        return out
+        names = ["proposed"] if self.quick else ["worker", "proposed", "batch"]
+        return {name: self.worker_run(name, workers=2) for name in names}
 
     def freshness(self) -> dict[str, Any]:
-        loads = FRESHNESS_LOADS_QUICK if self.quick else FRESHNESS_LOADS
         out: dict[str, Any] = {}
-        for variant in ("worker", "proposed"):
-            for rate, seconds in loads:
-                key = f"{variant}@{rate}"
-                log(f"   {variant}: {rate:,} events/s for {seconds:.0f} s, 2 workers")
-                env = BenchEnv.create(self.settings, self.log_dir)
-                env.create_topics()
-                env.migrate()
-                try:
-                    result = freshness.measure(
-                        env,
-                        rate,
-                        seconds,
-                        log,
-                        workers=2,
-                        port_base=self.port,
-                        spec=VARIANTS[variant],
-                    )
-                except Exception as exc:
-                    log(f"   {key} failed: {exc!r}")
-                    result = {"error": repr(exc)}
-                finally:
-                    env.cleanup()
-                out[key] = result
-                if "to_metrics" in result:
-                    m, c = result["to_metrics"], result["to_clickhouse"]
-                    log(
-                        f"   {key}: produced {result['rate_produced']:,.0f}/s; /metrics p50 "
-                        f"{m['p50']:.2f} p99 {m['p99']:.2f} s; ClickHouse p50 {c['p50']:.2f} "
-                        f"p99 {c['p99']:.2f} s"
-                    )
+        for variant, rate, seconds in FRESHNESS_RUNS_QUICK if self.quick else FRESHNESS_RUNS:
+            key = f"{variant}@{rate}"
+            base = VARIANTS[variant]
+            spec = WorkerSpec(
+                base.command, {**(base.extra_env or {}), **FRESHNESS_ENV.get(variant, {})}
+            )
+            log(f"   {variant}: {rate:,} events/s for {seconds:.0f} s, 2 workers")
+            env = BenchEnv.create(self.settings, self.log_dir)
+            env.create_topics()
+            env.migrate()
+            try:
+                result = freshness.measure(
+                    env, rate, seconds, log, workers=2, port_base=self.port, spec=spec
+                )
+                result["settings"] = spec.extra_env
+            except Exception as exc:
+                log(f"   {key} failed: {exc!r}")
+                result = {"error": repr(exc)}
+            finally:
+                env.cleanup()
+            out[key] = result
+            if "to_metrics" in result:
+                m, c = result["to_metrics"], result["to_clickhouse"]
+                log(
+                    f"   {key}: produced {result['rate_produced']:,.0f}/s; /metrics p50 "
+                    f"{m['p50']:.2f} p99 {m['p99']:.2f} s; ClickHouse p50 {c['p50']:.2f} "
+                    f"p99 {c['p99']:.2f} s; backlog at end {result['backlog_at_load_end']:,.0f}"
+                )
         return out
 
     def memory(self) -> dict[str, Any]:
-        default = [100_000, 300_000, 500_000] if self.quick else [1_000_000, 5_000_000, 10_000_000]
+        default = [50_000, 100_000, 200_000] if self.quick else [1_000_000, 5_000_000, 10_000_000]
         checkpoints = self.args.memory_events or default
         return memory.measure(self.settings, self.log_dir, checkpoints, log, port=self.port)
 
