@@ -8,6 +8,12 @@ ruff check .
 ruff format --check .
 mypy
 
+echo "== browser and snippet tooling"
+if ! command -v chromium >/dev/null 2>&1; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
+fi
+npm ci --prefix collector/snippet --no-audit --no-fund --loglevel=error
+
 started_stack=0
 if ! salewatch stack status >/dev/null 2>&1; then
   echo "== stack up"

@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(9108, ge=1, le=65535, description="worker /metrics port")
 
+    collector_host: str = Field("127.0.0.1", description="`salewatch collect` listen address")
+    collector_port: int = Field(9110, ge=1, le=65535, description="`salewatch collect` port")
+    collector_region: str = Field("other", description="region of collected page views")
+
     batch_size: int = Field(5000, ge=1, le=100_000, description="max events per ClickHouse batch")
     batch_within_s: float = Field(1.0, gt=0, le=60, description="max wait to fill a batch")
     allowed_lateness_s: int = Field(120, ge=0, le=3600)

@@ -12,8 +12,7 @@ from dataclasses import dataclass, replace
 
 from streams.events import DIMENSION_MAX_LEN
 
-# read here until they are settings; SALEWATCH_* names, so Settings must learn them
-# before they are set (it rejects unknown SALEWATCH_* variables)
+# also fields of streams.settings.Settings (which validates every SALEWATCH_* variable)
 HOST_ENV = "SALEWATCH_COLLECTOR_HOST"
 PORT_ENV = "SALEWATCH_COLLECTOR_PORT"
 REGION_ENV = "SALEWATCH_COLLECTOR_REGION"
