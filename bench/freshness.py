@@ -44,7 +44,7 @@ from bench.stats import summarize
 from bench.throughput import WorkerSpec
 from bench.workers import BenchEnv, MachineLoad, WorkerProc, events_done, metric_samples
 
-METRICS_POLL_S = 0.05
+METRICS_POLL_S = 0.1
 CLICKHOUSE_POLL_S = 0.1
 WARMUP_S = 2.0
 DRAIN_S = 30.0

@@ -41,7 +41,7 @@ from bench.workers import (
 from bench.workload import Message
 from streams.settings import Settings
 
-POLL_S = 0.2
+POLL_S = 0.5  # each poll is a /metrics scrape of every worker: keep them rare
 STALL_S = 60.0
 
 Log = Callable[[str], None]
