@@ -11,6 +11,7 @@ from streams.backtest.replay import Replay, ReplayStats
 from streams.backtest.source import Line, read_lines
 from streams.counting.pipeline import Pipeline
 from streams.settings import load_settings
+from streams.simulation import SimConfig, generate, summarize
 from streams.totals import Totals
 from tests.unit.events_factory import make_event
 
@@ -166,3 +167,28 @@ def test_events_behind_the_clock_beyond_lateness_are_late() -> None:
     _, _, r = replay(lines_of(*events))
     assert r.totals.get("salewatch_events_late_total", ("clicks",)) == 1
     assert r.totals.get(PAGE_VIEWS, VIEW) == 2
+
+
+def test_a_simulated_stream_counts_as_its_ground_truth() -> None:
+    """simulate --out lines, invalid messages included: the replay's counts are the
+    simulator's own summary (funnel, events, every reject reason)."""
+    config = SimConfig(
+        rate=40, duration_s=600, start_ms=T0, spike=False, invalid_rate=0.05, users=5_000
+    )
+    stream = list(generate(config, 11))
+    lines = []
+    for ev in stream:
+        obj = (
+            {"topic": ev.topic, **ev.event}
+            if ev.raw is None
+            else {"topic": ev.topic, "raw": ev.raw.decode()}
+        )
+        lines.append(orjson.dumps(obj))
+    truth = summarize(stream)
+    stats, _, r = replay(list(read_lines(lines)))
+    assert (stats.events, stats.invalid) == (truth["events"], truth["invalid"])
+    assert dict(stats.invalid_by_reason) == truth["invalid_by_reason"]
+    funnel = {step: 0.0 for step in truth["funnel"]}
+    for (step, _), n in r.totals.values["salewatch_funnel_sessions_total"].items():
+        funnel[step] += n
+    assert funnel == truth["funnel"]
