@@ -1,14 +1,16 @@
 """Summaries of py-spy profiles (``py-spy record --format raw``: collapsed stacks).
 
-``python -m bench.profile FILE [--top N] [--idle]`` prints the functions with the most
-samples, self (the leaf frame) and inclusive (anywhere on the stack, counted once per
-sample), as shares of all samples of the main thread — how RESULTS.md shows where a
-worker's time goes.
+``python -m bench.profile FILE [--top N] [--thread NAME]`` prints the functions with the
+most samples, self (the leaf frame) and inclusive (anywhere on the stack, counted once per
+sample); ``--categories FILE...`` prints, per profile, the share of samples of each part
+of the worker (:data:`CATEGORIES`: the first marker found walking from the leaf up wins)
+— how RESULTS.md shows where a worker's time goes.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import re
 from collections import Counter
 from pathlib import Path
@@ -53,13 +55,81 @@ def summarize(
     return own, inclusive, total
 
 
+# (category, frame-name prefixes that mark it), most specific first
+CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("salewatch: ClickHouse insert (driver, in a thread)", ("ClickHouseSink._insert_once",)),
+    ("salewatch: decode + validate", ("valid_events", "decode_message", "validate_event")),
+    ("salewatch: counting (Pipeline)", ("Pipeline.process", "Pipeline.close_windows")),
+    ("salewatch: raw rows", ("raw_row",)),
+    ("salewatch: rest of the chain", ("BatchProcessor.handle", "CountLocally.__call__")),
+    ("salewatch: agent glue (app.py)", ("_agent_body",)),
+    ("/metrics rendering", ("TextRenderer", "generate_latest", "TotalsCollector")),
+    (
+        "Faust: conductor (per message)",
+        ("Conductor._compile_message_handler", "Topic.put", "FlowControlQueue", "create_event"),
+    ),
+    ("Faust: fetch loop (per message)", ("Consumer._drain_messages", "_drain_messages")),
+    ("Faust: getmany (per message)", ("Consumer.getmany", "TopicBuffer", "records_iterator")),
+    (
+        "Faust: stream, take buffer, acks",
+        ("Stream._c_aiter", "Stream._py_aiter", "Stream.take_events", "Stream.ack"),
+    ),
+    ("aiokafka consumer thread (Faust runs it in a mode ServiceThread)", ("WorkerThread.run",)),
+    ("aiokafka: fetch and parse", ("Fetcher.", "AIOKafkaConsumer", "MemoryRecords")),
+    (
+        "event loop: scheduling and I/O wait",
+        ("select (", "_run_once", "run_forever", "Worker.execute_from_commandline"),
+    ),
+)
+
+
+def categorize(text: str) -> tuple[Counter[str], int]:
+    """Samples per :data:`CATEGORIES` entry (``other`` for the rest), and the total."""
+    shares: Counter[str] = Counter()
+    total = 0
+    for line in text.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        names = [frame_name(f) for f in stack.split(";")]
+        shares[_category(names)] += count
+    return shares, total
+
+
+def _category(names: list[str]) -> str:
+    for name in reversed(names):
+        for category, markers in CATEGORIES:
+            if any(m in name for m in markers):
+                return category
+    return "other"
+
+
+def read(path: Path) -> str:
+    """A profile file, plain or gzip-compressed (``bench/profiles/*.txt.gz``)."""
+    if path.suffix == ".gz":
+        return gzip.decompress(path.read_bytes()).decode()
+    return path.read_text()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("file", type=Path)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--thread", default="MainThread")
+    parser.add_argument("--categories", type=Path, nargs="+", help="profiles to compare")
     args = parser.parse_args()
-    own, inclusive, total = summarize(args.file.read_text(), args.thread or None)
+    if args.categories:
+        results = [categorize(read(path)) for path in args.categories]
+        names = [*(c for c, _ in CATEGORIES), "other"]
+        print("| part | " + " | ".join(p.name.split(".")[0] for p in args.categories) + " |")
+        print("|---|" + "---:|" * len(args.categories))
+        for name in names:
+            cells = [f"{100 * shares[name] / max(total, 1):.1f} %" for shares, total in results]
+            print(f"| {name} | " + " | ".join(cells) + " |")
+        return
+    own, inclusive, total = summarize(read(args.file), args.thread or None)
     print(f"{total} samples")
     print("self:")
     for name, n in own.most_common(args.top):
