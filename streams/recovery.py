@@ -288,9 +288,11 @@ def sessions_sql(
         else:
             where = _time_range(topic, plan.sessions_from, plan.replay_from)
             where += f" AND {_owned(partitions)}"
+        # CAST, not toInt64: in 18.16 a function of a LowCardinality column can be
+        # LowCardinality, which UNION ALL does not mix with plain types
+        packed = f"ts_ms * 64 + {_STEP_SQL[topic]} * 8 + {_CHANNEL_SQL}"
         selects.append(
-            f"SELECT session_id, toInt64(ts_ms * 64 + {_STEP_SQL[topic]} * 8 + {_CHANNEL_SQL})"
-            f" AS packed, toUInt8({owned}) AS owned "
+            f"SELECT session_id, CAST({packed} AS Int64) AS packed, toUInt8({owned}) AS owned "
             f"FROM {database}.{RAW_TABLE[topic]} WHERE {where}"
         )
     return f"""

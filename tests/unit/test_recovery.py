@@ -672,6 +672,42 @@ def test_rebuild_restores_categories_of_orders_paid_after_the_restart(query: Que
     assert b.totals.get("salewatch_funnel_sessions_total", ("paid", "app")) == 1
 
 
+def test_windows_that_closed_while_the_worker_was_down_are_emitted_complete(
+    query: Query,
+) -> None:
+    """Wall clock: a worker down for 20 minutes emits, at its first timer tick, the windows
+    that closed meanwhile, from the stored events, exactly as if it had never stopped."""
+    events = generated_stream(6)
+    crash_at = len(events) // 3
+    a = Pipeline(Totals(), worker="w")
+    emitted = count(a, events[:crash_at])
+    store_rollups(query, emitted)
+    store(query, events)  # everything was stored; then the worker died
+    now = events[-1][1]["ts"] + 20 * MIN
+
+    b = Pipeline(Totals(), worker="w")
+    rebuilt = rebuild(
+        query,
+        database=DB,
+        worker="w",
+        partitions=range(PARTITIONS),
+        partition_count=PARTITIONS,
+        new_pipeline=lambda: Pipeline(Totals(), worker="w"),
+        clock_kind="wall",
+        clock_now_ms=now,
+        live_emitted=NO_WINDOW,
+        wall_now_s=WALL_S,
+    )
+    b.close_windows(now)  # the timer ticks on the empty pipeline during the rebuild
+    b.adopt(rebuilt.pipeline)
+    caught_up = b.close_windows(now)
+
+    reference = Pipeline(Totals(), worker="w")
+    expected = count(reference, events) + reference.close_windows(now)
+    assert sorted(map(window_key, emitted + caught_up)) == sorted(map(window_key, expected))
+    assert not b.totals.values.get("salewatch_page_views_total")  # counted before the crash
+
+
 def test_adopt_drops_windows_the_live_pipeline_closed_meanwhile() -> None:
     live = Pipeline(Totals(), worker="w")
     live.process("tickets", [make_event("tickets", ts=T0 + 1)], T0)
