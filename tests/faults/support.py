@@ -1,0 +1,128 @@
+"""Event streams with a known ground truth, producing and reading back, for fault tests."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import orjson
+from kafka import KafkaProducer
+
+from streams.settings import Settings
+from tests.integration.support import ch_scalar
+from tests.unit.events_factory import make_event
+
+MIN_MS = 60_000
+CHANNELS = ("app", "web", "mini_program", "h5")
+
+
+def carts_and_orders(n: int, start_ms: int, span_ms: int, tag: str = "") -> list[tuple[str, bytes, bytes, dict[str, Any]]]:
+    """``n`` valid events, half carts half orders, ts spread evenly over ``span_ms`` in order.
+
+    Returns (topic, key, value, event) in event-time order."""
+    out = []
+    for i in range(n):
+        ts = start_ms + i * span_ms // n
+        channel = CHANNELS[i % len(CHANNELS)]
+        if i % 2:
+            event = make_event("orders", event_id=f"{tag}o{i}", order_id=f"{tag}o{i}",
+                               session_id=f"{tag}s{i % 97}", user_id=f"u{i % 301}", ts=ts,
+                               channel=channel, amount=10.0 + i % 7)
+            out.append(("orders", event["order_id"].encode(), orjson.dumps(event), event))
+        else:
+            event = make_event("carts", event_id=f"{tag}c{i}", session_id=f"{tag}s{i % 97}",
+                               user_id=f"u{i % 301}", ts=ts, channel=channel,
+                               event_type="add_to_cart" if i % 3 else "remove_from_cart")
+            out.append(("carts", event["session_id"].encode(), orjson.dumps(event), event))
+    return out
+
+
+class Producer:
+    """Produces a list of (topic, key, value) at a pace; ``hold`` pauses it (worker down)."""
+
+    def __init__(self, settings: Settings, items: list[tuple[str, bytes, bytes]],
+                 per_second: float, chunk: int = 100) -> None:
+        self.settings = settings
+        self.items = items
+        self.per_second = per_second
+        self.chunk = chunk
+        self.sent = 0
+        self.running = threading.Event()
+        self.running.set()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        producer = KafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, linger_ms=5,
+                                 max_request_size=20 * 1024 * 1024)
+        started = time.monotonic()
+        for i in range(0, len(self.items), self.chunk):
+            self.running.wait()
+            for topic, key, value in self.items[i : i + self.chunk]:
+                producer.send(self.settings.kafka_topic(topic), key=key, value=value)
+            producer.flush(30)
+            self.sent = min(i + self.chunk, len(self.items))
+            due = started + self.sent / self.per_second
+            time.sleep(max(0.0, due - time.monotonic()))
+        producer.flush(30)
+        producer.close()
+
+    def join(self, timeout: float) -> None:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "producer did not finish"
+
+
+def produce_all(settings: Settings, items: list[tuple[str, bytes, bytes]]) -> None:
+    producer = Producer(settings, items, per_second=1e9, chunk=1000)
+    producer._run()
+
+
+def raw_counts(settings: Settings) -> dict[str, tuple[int, int, int]]:
+    """Per raw table: (rows FINAL, distinct event ids, physical rows)."""
+    out = {}
+    for table in ("carts_raw", "orders_raw"):
+        out[table] = (
+            ch_scalar(settings, f"SELECT count() FROM {table} FINAL"),
+            ch_scalar(settings, f"SELECT uniqExact(event_id) FROM {table}"),
+            ch_scalar(settings, f"SELECT count() FROM {table}"),
+        )
+    return out
+
+
+def stored_total(settings: Settings) -> int:
+    return sum(v[0] for v in raw_counts(settings).values())
+
+
+def truth_cart_rollup(events: list[dict[str, Any]], before_ms: int) -> Counter[tuple[int, str, str]]:
+    out: Counter[tuple[int, str, str]] = Counter()
+    for e in events:
+        if "quantity" in e and "order_id" not in e and e["ts"] < before_ms:
+            out[(e["ts"] // MIN_MS * 60, e["channel"], e["event_type"])] += 1
+    return out
+
+
+def truth_order_rollup(events: list[dict[str, Any]], before_ms: int) -> Counter[tuple[int, str, str]]:
+    out: Counter[tuple[int, str, str]] = Counter()
+    for e in events:
+        if "amount" in e and e["ts"] < before_ms:
+            out[(e["ts"] // MIN_MS * 60, e["channel"], e["event_type"])] += 1
+    return out
+
+
+def stored_rollup(settings: Settings, table: str, value: str, before_s: int) -> Counter[tuple[int, str, str]]:
+    from tests.integration.support import clickhouse
+
+    client = clickhouse(settings)
+    try:
+        rows = client.execute(
+            f"SELECT toUnixTimestamp(window_start), channel, event_type, sum({value}) "
+            f"FROM {table} FINAL WHERE toUnixTimestamp(window_start) < {before_s} "
+            "GROUP BY window_start, channel, event_type"
+        )
+    finally:
+        client.disconnect()
+    return Counter({(int(w), c, t): int(n) for w, c, t, n in rows if n})
