@@ -47,7 +47,7 @@ def messages() -> list[InMessage]:
 
 
 def test_handle_stores_counts_and_dead_letters_what_decode_message_says() -> None:
-    settings = Settings()
+    settings = Settings.model_validate({})
     capture = Capture()
     totals = Totals()
     processor = BatchProcessor(
