@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     state_dir: Path = Field(Path(".salewatch"), description="local stack state and logs")
 
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
+    kafka_startup_timeout_s: float = Field(
+        300, ge=0, description="how long a starting worker waits for the brokers"
+    )
     topic_partitions: int = Field(4, ge=1, le=256)
     topic_prefix: str = Field(
         "",

@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from streams.clickhouse_client import describe_error, make_client, quiet_driver_logging
+from streams.kafka_ready import wait_for_kafka
 from streams.settings import ENV_PREFIX, Settings, load_settings
 from streams.totals import Totals
 
@@ -57,6 +58,14 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(**overrides)
     quiet_driver_logging()
     problem = check_clickhouse(settings)
+    if problem:
+        print(f"salewatch worker: {problem}", file=sys.stderr)
+        return 1
+    problem = wait_for_kafka(
+        settings.kafka_bootstrap,
+        settings.kafka_startup_timeout_s,
+        lambda line: print(f"salewatch worker: {line}", file=sys.stderr, flush=True),
+    )
     if problem:
         print(f"salewatch worker: {problem}", file=sys.stderr)
         return 1

@@ -83,12 +83,6 @@ def test_metrics_port_in_use_is_one_clear_error() -> None:
     assert_one_clear_error(code, output, "SALEWATCH_METRICS_PORT")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="streams/worker.py:99 hands an unreachable broker straight to Faust: "
-    "mode's Worker logs KafkaConnectionError('Unable to bootstrap ...') with a ~60-line "
-    "traceback and exits 1, never naming SALEWATCH_KAFKA_BOOTSTRAP",
-)
 def test_unreachable_broker_is_one_clear_error() -> None:
     # ClickHouse of the shared stack is fine; nothing listens on the broker port
     code, output = run({"SALEWATCH_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}, "worker",
