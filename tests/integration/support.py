@@ -27,9 +27,14 @@ from streams.settings import ENV_PREFIX, Settings
 
 T = TypeVar("T")
 
-# Prometheus of the local stack scrapes these worker ports (Settings.metrics_targets);
-# tests use the second so that a demo worker on the first does not collide.
-TEST_METRICS_PORT = 9109
+
+def scraped_worker_port(settings: Settings) -> int:
+    """The worker port tests use: the last target the stack's Prometheus scrapes
+    (``Settings.metrics_targets``; 9109 by default), so a demo worker on the first one
+    (9108) does not collide."""
+    return int(settings.metrics_targets[-1].rsplit(":", 1)[1])
+
+
 WORKER_READY_TIMEOUT_S = 60.0
 
 
@@ -51,7 +56,7 @@ def isolated_settings(base: Settings, **overrides: Any) -> Settings:
         "topic_prefix": f"t{tag}.",
         "clickhouse_database": f"sw_test_{tag}",
         "app_id": f"sw-test-{tag}",
-        "metrics_port": TEST_METRICS_PORT,
+        "metrics_port": scraped_worker_port(base),
         **overrides,
     }
     return base.model_copy(update=fields)
