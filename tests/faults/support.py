@@ -126,3 +126,23 @@ def stored_rollup(settings: Settings, table: str, value: str, before_s: int) -> 
     finally:
         client.disconnect()
     return Counter({(int(w), c, t): int(n) for w, c, t, n in rows if n})
+
+
+def settle_rollups(settings: Settings, end_s: int, want_c: Counter, want_o: Counter,
+                   timeout_s: float = 45) -> tuple[Counter, Counter, str]:
+    """Stored cart/order rollups once they equal the truth (or at the timeout) and a text
+    describing the windows that differ."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got_c = stored_rollup(settings, "cart_events_1m", "events", end_s)
+        got_o = stored_rollup(settings, "orders_1m", "orders", end_s)
+        if (got_c, got_o) == (want_c, want_o) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    lines = []
+    for name, want, got in (("carts", want_c, got_c), ("orders", want_o, got_o)):
+        diff = {k: (want.get(k, 0), got.get(k, 0)) for k in set(want) | set(got)
+                if want.get(k, 0) != got.get(k, 0)}
+        lines.append(f"{name}: truth {sum(want.values())}, stored {sum(got.values())}, "
+                     f"{len(diff)} windows differ (truth, stored): {sorted(diff.items())[:8]}")
+    return got_c, got_o, "\n".join(lines)
