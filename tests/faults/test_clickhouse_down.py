@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from streams.settings import Settings
-from tests.faults.conftest import ThrowawayClickHouse, free_port, migrate
+from tests.faults.conftest import ThrowawayClickHouse, free_port, migrate, rss_kib
 from tests.faults.support import Producer, carts_and_orders, raw_counts
 from tests.integration.support import isolated_settings, metric_value, running_worker, wait_until
 
@@ -64,6 +64,7 @@ def test_clickhouse_down_60s_loses_and_doubles_nothing(
                 round(time.monotonic() - down_at, 1),
                 metric_value(text, "salewatch_clickhouse_write_errors_total"),
                 metric_value(text, "salewatch_events_valid_total"),
+                rss_kib(worker.proc.pid) if worker.proc else 0,
             ))
             time.sleep(1)
         producer.join(30)
@@ -82,15 +83,17 @@ def test_clickhouse_down_60s_loses_and_doubles_nothing(
         errors_after = metric_value(text, "salewatch_clickhouse_write_errors_total")
         log = worker.log_text()
 
-    errors = [e for _, e, _ in samples]
+    errors = [e for _, e, _, _ in samples]
+    rss = [r // 1024 for *_, r in samples]
     counted_during = samples[-1][2] - valid_at_outage
     print(f"\nClickHouse down {OUTAGE_S}s: /metrics answered {len(samples)} times; write errors "
           f"{errors[0]:.0f} -> {errors[-1]:.0f} (after: {errors_after:.0f}); events counted during "
           f"the outage {counted_during:.0f} of {N_DURING} produced; all stored {recovery_s:.1f}s "
           f"after ClickHouse was back; raw (FINAL, distinct, physical) {counts}; "
-          f"valid_total after {valid_after:.0f}")
+          f"valid_total after {valid_after:.0f}; RSS during the outage {min(rss)}-{max(rss)} MiB")
     assert errors[-1] > errors[0] >= 0 and errors[-1] >= 3, samples
     assert "insert into" in log and "retrying in" in log
     assert counts["orders_raw"][:2] == (n_orders, n_orders)
     assert counts["carts_raw"][:2] == (n_carts, n_carts)
     assert recovery_s < 60
+    assert max(rss) - min(rss) < 100, rss  # the outage does not pile events up in memory
