@@ -228,12 +228,12 @@ def _payments_and_experience() -> list[Item]:
         time_series_panel(
             "Tickets per paid order",
             [
-                prom(":salewatch_tickets_per_paid_order:ratio_rate10m", "tickets / paid order"),
+                prom(":salewatch_tickets_per_paid_order:ratio_rate5m", "tickets / paid order"),
                 prom(":salewatch_tickets_per_paid_order:ratio_baseline", "baseline"),
             ],
             unit="percentunit",
             w=8,
-            description="Tickets of the last 10 minutes / orders paid in the last hour.",
+            description="Tickets of the last 5 minutes / orders paid in the last hour.",
         ),
         time_series_panel(
             "Active users by channel",
