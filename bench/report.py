@@ -45,7 +45,10 @@ def _load(result: dict[str, Any]) -> str:
     m = result.get("machine", {})
     if not m:
         return "–"
-    return f"{m['load1_start']:.1f}→{m['load1_end']:.1f} ({m['busy_cores']:.1f} busy)"
+    text = f"{m['load1_start']:.1f}→{m['load1_end']:.1f} ({m['busy_cores']:.1f} busy"
+    if "broker_cores" in m:
+        text += f"; broker {m['broker_cores']:.2f}, CH {m['clickhouse_cores']:.2f}"
+    return text + ")"
 
 
 def throughput_rows(results: dict[str, Any]) -> list[Row]:
@@ -98,6 +101,10 @@ THROUGHPUT_HEADER = [
     "× floor (CPU)",
     "load 1m (busy cores)",
 ]
+LOAD_NOTE = (
+    "load 1m: the machine's 1-minute load average at start→end; busy: cores in use by all "
+    "processes during the run (2 = saturated); broker/CH: cores used by tansu/ClickHouse"
+)
 
 
 def freshness_rows(results: dict[str, Any]) -> list[Row]:

@@ -10,7 +10,9 @@ started in their own session and stopped by PID.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import math
 import os
 import re
 import signal
@@ -241,17 +243,49 @@ def _cpu_ticks() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
+STACK_SERVICES = {"broker_cores": "kafka", "clickhouse_cores": "clickhouse"}
+
+
+@functools.cache
+def _stack_pids() -> dict[str, int | None]:
+    """PIDs of the local stack's broker and ClickHouse (``salewatch stack status``)."""
+    from streams.settings import get_settings
+    from streams.stack.lifecycle import status
+
+    stack = status(get_settings())
+    pids: dict[str, int | None] = {}
+    for key, service in STACK_SERVICES.items():
+        try:
+            pids[key] = stack[service].pid
+        except KeyError:
+            pids[key] = None
+    return pids
+
+
+def _stack_cpu() -> dict[str, float]:
+    """CPU seconds so far of the stack's broker and ClickHouse (NaN when unknown)."""
+    used: dict[str, float] = {}
+    for key, pid in _stack_pids().items():
+        try:
+            used[key] = cpu_seconds(pid) if pid is not None else math.nan
+        except OSError:
+            used[key] = math.nan
+    return used
+
+
 @dataclass
 class MachineLoad:
     """CPU use of the whole machine over an interval, to put a figure in context.
 
     ``busy_cores`` counts every process (this benchmark's workers, the broker, ClickHouse,
-    and whatever else runs on the shared machine); the 1-minute load average is sampled
-    at the start and the end.
+    and whatever else runs on the shared machine); ``broker_cores`` and
+    ``clickhouse_cores`` are the stack's share of it; the 1-minute load average is
+    sampled at the start and the end.
     """
 
     load_start: float = field(default_factory=load_average)
     _start: tuple[int, int] = field(default_factory=_cpu_ticks)
+    _stack: dict[str, float] = field(default_factory=_stack_cpu)
     _t0: float = field(default_factory=time.monotonic)
 
     def finish(self) -> dict[str, float]:
@@ -259,9 +293,12 @@ class MachineLoad:
         busy1, total1 = _cpu_ticks()
         cores = os.cpu_count() or 1
         share = (busy1 - busy0) / max(total1 - total0, 1)
+        wall = time.monotonic() - self._t0
+        stack = {k: round((v - self._stack[k]) / wall, 2) for k, v in _stack_cpu().items()}
         return {
             "load1_start": round(self.load_start, 2),
             "load1_end": round(load_average(), 2),
             "busy_cores": round(share * cores, 2),
-            "wall_s": round(time.monotonic() - self._t0, 1),
+            **stack,
+            "wall_s": round(wall, 1),
         }
