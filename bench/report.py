@@ -118,8 +118,8 @@ def freshness_rows(results: dict[str, Any]) -> list[Row]:
             [
                 key,
                 f"{_fmt(r['rate_produced'])} ({r['workers']} w)",
-                f"{m['p50']:.2f} / {m['p95']:.2f} / {m['p99']:.2f}",
-                f"{c['p50']:.2f} / {c['p95']:.2f} / {c['p99']:.2f}",
+                _percentiles(m),
+                _percentiles(c),
                 f"{r['markers'] - r['missing_metrics']}/{r['markers']}",
                 _fmt(r["backlog_at_load_end"]),
                 f"{r['loadgen_cores']:.2f} / {sum(r['worker_cores']):.2f}",
@@ -127,6 +127,15 @@ def freshness_rows(results: dict[str, Any]) -> list[Row]:
             ]
         )
     return rows
+
+
+def _seconds(value: float) -> str:
+    # a percentile that falls on markers never seen (inf; nan when every one was missing)
+    return "not seen" if not math.isfinite(value) else f"{value:.2f}"
+
+
+def _percentiles(summary: dict[str, float]) -> str:
+    return " / ".join(_seconds(summary[q]) for q in ("p50", "p95", "p99"))
 
 
 FRESHNESS_HEADER = [

@@ -26,7 +26,7 @@ def percentile(values: Sequence[float], q: float) -> float:
     rank = (len(ordered) - 1) * q / 100
     low = math.floor(rank)
     high = min(low + 1, len(ordered) - 1)
-    if math.isinf(ordered[high]) and rank > low:
+    if math.isinf(ordered[low]) or (math.isinf(ordered[high]) and rank > low):
         return math.inf  # a sample never seen (inf) is above any interpolation
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 

@@ -39,6 +39,7 @@ def test_missing_samples_count_as_infinitely_late() -> None:
     values = [1.0] * 98 + [math.inf] * 2
     assert percentile(values, 50) == 1.0
     assert percentile(values, 99) == math.inf
+    assert percentile([math.inf] * 3, 50) == math.inf
 
 
 def test_percentile_of_nothing_is_nan_and_bad_q_is_refused() -> None:
