@@ -109,17 +109,6 @@ def test_incident_pages_within_3_minutes_and_resolves_within_10(
     )
 
 
-COLD_START_TICKETS = (
-    "rule tuning (alerts/, not ours): SaleTicketSurge fires for 15 s at +60m45s of a cold"
-    " start. Its trailing-hour baseline (tickets [1h] offset 10m / paid orders [1h] offset"
-    " 40m) is built from the first 50 minutes, while tickets still ramp up (they follow"
-    " payments by 5-60 minutes): 0.024 tickets per paid order against 0.083 over the last"
-    " 5 minutes (3.4x, threshold 3x) with 18 tickets per 5 minutes (guard 15). Needs a"
-    " full-baseline guard (e.g. 100 minutes of history) or a higher minimum volume."
-)
-
-
-@pytest.mark.xfail(strict=True, reason=COLD_START_TICKETS)
 def test_the_drill_day_without_its_incident_pages_no_business_alert(tmp_path: Path) -> None:
     config = SimConfig(rate=50, duration_s=7200, start_ms=START_MS, spike=False)
     report = backtest(tmp_path, config)

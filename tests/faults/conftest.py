@@ -67,7 +67,10 @@ class Service:
     def start(self) -> None:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                self.argv, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT,
+                self.argv,
+                cwd=self.cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
 
@@ -90,7 +93,9 @@ class ThrowawayClickHouse(Service):
         (state / "config.xml").write_text(render_clickhouse_config(settings, state, state))
         (state / "users.xml").write_text(render_clickhouse_users(settings))
         binary = shutil.which("clickhouse-server") or "clickhouse-server"
-        super().__init__([binary, f"--config-file={state / 'config.xml'}"], state / "out.log", state)
+        super().__init__(
+            [binary, f"--config-file={state / 'config.xml'}"], state / "out.log", state
+        )
 
     def ready(self) -> bool:
         try:
@@ -113,9 +118,18 @@ class ThrowawayTansu(Service):
             binary = Path(shutil.which("tansu") or "tansu")
         url = f"tcp://127.0.0.1:{self.port}"
         super().__init__(
-            [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
-            state / "tansu.log", state,
+            [
+                str(binary),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            state / "tansu.log",
+            state,
         )
 
     def start(self) -> None:

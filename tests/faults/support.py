@@ -18,7 +18,9 @@ MIN_MS = 60_000
 CHANNELS = ("app", "web", "mini_program", "h5")
 
 
-def carts_and_orders(n: int, start_ms: int, span_ms: int, tag: str = "") -> list[tuple[str, bytes, bytes, dict[str, Any]]]:
+def carts_and_orders(
+    n: int, start_ms: int, span_ms: int, tag: str = ""
+) -> list[tuple[str, bytes, bytes, dict[str, Any]]]:
     """``n`` valid events, half carts half orders, ts spread evenly over ``span_ms`` in order.
 
     Returns (topic, key, value, event) in event-time order."""
@@ -27,14 +29,27 @@ def carts_and_orders(n: int, start_ms: int, span_ms: int, tag: str = "") -> list
         ts = start_ms + i * span_ms // n
         channel = CHANNELS[i % len(CHANNELS)]
         if i % 2:
-            event = make_event("orders", event_id=f"{tag}o{i}", order_id=f"{tag}o{i}",
-                               session_id=f"{tag}s{i % 97}", user_id=f"u{i % 301}", ts=ts,
-                               channel=channel, amount=10.0 + i % 7)
+            event = make_event(
+                "orders",
+                event_id=f"{tag}o{i}",
+                order_id=f"{tag}o{i}",
+                session_id=f"{tag}s{i % 97}",
+                user_id=f"u{i % 301}",
+                ts=ts,
+                channel=channel,
+                amount=10.0 + i % 7,
+            )
             out.append(("orders", event["order_id"].encode(), orjson.dumps(event), event))
         else:
-            event = make_event("carts", event_id=f"{tag}c{i}", session_id=f"{tag}s{i % 97}",
-                               user_id=f"u{i % 301}", ts=ts, channel=channel,
-                               event_type="add_to_cart" if i % 3 else "remove_from_cart")
+            event = make_event(
+                "carts",
+                event_id=f"{tag}c{i}",
+                session_id=f"{tag}s{i % 97}",
+                user_id=f"u{i % 301}",
+                ts=ts,
+                channel=channel,
+                event_type="add_to_cart" if i % 3 else "remove_from_cart",
+            )
             out.append(("carts", event["session_id"].encode(), orjson.dumps(event), event))
     return out
 
@@ -42,8 +57,13 @@ def carts_and_orders(n: int, start_ms: int, span_ms: int, tag: str = "") -> list
 class Producer:
     """Produces a list of (topic, key, value) at a pace; ``hold`` pauses it (worker down)."""
 
-    def __init__(self, settings: Settings, items: list[tuple[str, bytes, bytes]],
-                 per_second: float, chunk: int = 100) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        items: list[tuple[str, bytes, bytes]],
+        per_second: float,
+        chunk: int = 100,
+    ) -> None:
         self.settings = settings
         self.items = items
         self.per_second = per_second
@@ -57,8 +77,11 @@ class Producer:
         self.thread.start()
 
     def _run(self) -> None:
-        producer = KafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, linger_ms=5,
-                                 max_request_size=20 * 1024 * 1024)
+        producer = KafkaProducer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            linger_ms=5,
+            max_request_size=20 * 1024 * 1024,
+        )
         started = time.monotonic()
         for i in range(0, len(self.items), self.chunk):
             self.running.wait()
@@ -97,7 +120,9 @@ def stored_total(settings: Settings) -> int:
     return sum(v[0] for v in raw_counts(settings).values())
 
 
-def truth_cart_rollup(events: list[dict[str, Any]], before_ms: int) -> Counter[tuple[int, str, str]]:
+def truth_cart_rollup(
+    events: list[dict[str, Any]], before_ms: int
+) -> Counter[tuple[int, str, str]]:
     out: Counter[tuple[int, str, str]] = Counter()
     for e in events:
         if "quantity" in e and "order_id" not in e and e["ts"] < before_ms:
@@ -105,7 +130,9 @@ def truth_cart_rollup(events: list[dict[str, Any]], before_ms: int) -> Counter[t
     return out
 
 
-def truth_order_rollup(events: list[dict[str, Any]], before_ms: int) -> Counter[tuple[int, str, str]]:
+def truth_order_rollup(
+    events: list[dict[str, Any]], before_ms: int
+) -> Counter[tuple[int, str, str]]:
     out: Counter[tuple[int, str, str]] = Counter()
     for e in events:
         if "amount" in e and e["ts"] < before_ms:
@@ -113,7 +140,9 @@ def truth_order_rollup(events: list[dict[str, Any]], before_ms: int) -> Counter[
     return out
 
 
-def stored_rollup(settings: Settings, table: str, value: str, before_s: int) -> Counter[tuple[int, str, str]]:
+def stored_rollup(
+    settings: Settings, table: str, value: str, before_s: int
+) -> Counter[tuple[int, str, str]]:
     from tests.integration.support import clickhouse
 
     client = clickhouse(settings)
@@ -128,8 +157,9 @@ def stored_rollup(settings: Settings, table: str, value: str, before_s: int) -> 
     return Counter({(int(w), c, t): int(n) for w, c, t, n in rows if n})
 
 
-def settle_rollups(settings: Settings, end_s: int, want_c: Counter, want_o: Counter,
-                   timeout_s: float = 45) -> tuple[Counter, Counter, str]:
+def settle_rollups(
+    settings: Settings, end_s: int, want_c: Counter, want_o: Counter, timeout_s: float = 45
+) -> tuple[Counter, Counter, str]:
     """Stored cart/order rollups once they equal the truth (or at the timeout) and a text
     describing the windows that differ."""
     deadline = time.monotonic() + timeout_s
@@ -141,8 +171,13 @@ def settle_rollups(settings: Settings, end_s: int, want_c: Counter, want_o: Coun
         time.sleep(1)
     lines = []
     for name, want, got in (("carts", want_c, got_c), ("orders", want_o, got_o)):
-        diff = {k: (want.get(k, 0), got.get(k, 0)) for k in set(want) | set(got)
-                if want.get(k, 0) != got.get(k, 0)}
-        lines.append(f"{name}: truth {sum(want.values())}, stored {sum(got.values())}, "
-                     f"{len(diff)} windows differ (truth, stored): {sorted(diff.items())[:8]}")
+        diff = {
+            k: (want.get(k, 0), got.get(k, 0))
+            for k in set(want) | set(got)
+            if want.get(k, 0) != got.get(k, 0)
+        }
+        lines.append(
+            f"{name}: truth {sum(want.values())}, stored {sum(got.values())}, "
+            f"{len(diff)} windows differ (truth, stored): {sorted(diff.items())[:8]}"
+        )
     return got_c, got_o, "\n".join(lines)

@@ -27,11 +27,17 @@ def run(env_overrides: dict[str, str], *args: str, timeout: float = TIMEOUT_S) -
     env.update(env_overrides)
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "streams.cli", *args], env=env, capture_output=True,
-            text=True, timeout=timeout, check=False,
+            [sys.executable, "-m", "streams.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
     except subprocess.TimeoutExpired as exc:
-        out = (exc.stdout or b"").decode(errors="replace") + (exc.stderr or b"").decode(errors="replace")
+        out = (exc.stdout or b"").decode(errors="replace") + (exc.stderr or b"").decode(
+            errors="replace"
+        )
         return -1, out
     return proc.returncode, proc.stdout + proc.stderr
 
@@ -45,26 +51,60 @@ def assert_one_clear_error(code: int, output: str, setting: str) -> None:
 
 CASES = [
     # (id, command, environment overrides, the setting the error must name)
-    ("unknown-setting-worker", "worker", {"SALEWATCH_KAFKA_BOOTSTRAPS": "127.0.0.1:9092"},
-     "SALEWATCH_KAFKA_BOOTSTRAPS"),
-    ("unknown-setting-migrate", "migrate", {"SALEWATCH_CLICKHOUSE_PORTT": "9000"},
-     "SALEWATCH_CLICKHOUSE_PORTT"),
-    ("invalid-metrics-port", "worker", {"SALEWATCH_METRICS_PORT": "70000"}, "SALEWATCH_METRICS_PORT"),
-    ("non-numeric-clickhouse-port", "migrate", {"SALEWATCH_CLICKHOUSE_PORT": "ninethousand"},
-     "SALEWATCH_CLICKHOUSE_PORT"),
-    ("malformed-broker-address", "worker", {"SALEWATCH_KAFKA_BOOTSTRAP": "localhost"},
-     "SALEWATCH_KAFKA_BOOTSTRAP"),
-    ("broker-port-out-of-range", "worker", {"SALEWATCH_KAFKA_BOOTSTRAP": "127.0.0.1:99999"},
-     "SALEWATCH_KAFKA_BOOTSTRAP"),
-    ("unreachable-clickhouse-worker", "worker", {"SALEWATCH_CLICKHOUSE_PORT": "__FREE__"},
-     "SALEWATCH_CLICKHOUSE_PORT"),
-    ("unreachable-clickhouse-migrate", "migrate", {"SALEWATCH_CLICKHOUSE_PORT": "__FREE__"},
-     "SALEWATCH_CLICKHOUSE_PORT"),
+    (
+        "unknown-setting-worker",
+        "worker",
+        {"SALEWATCH_KAFKA_BOOTSTRAPS": "127.0.0.1:9092"},
+        "SALEWATCH_KAFKA_BOOTSTRAPS",
+    ),
+    (
+        "unknown-setting-migrate",
+        "migrate",
+        {"SALEWATCH_CLICKHOUSE_PORTT": "9000"},
+        "SALEWATCH_CLICKHOUSE_PORTT",
+    ),
+    (
+        "invalid-metrics-port",
+        "worker",
+        {"SALEWATCH_METRICS_PORT": "70000"},
+        "SALEWATCH_METRICS_PORT",
+    ),
+    (
+        "non-numeric-clickhouse-port",
+        "migrate",
+        {"SALEWATCH_CLICKHOUSE_PORT": "ninethousand"},
+        "SALEWATCH_CLICKHOUSE_PORT",
+    ),
+    (
+        "malformed-broker-address",
+        "worker",
+        {"SALEWATCH_KAFKA_BOOTSTRAP": "localhost"},
+        "SALEWATCH_KAFKA_BOOTSTRAP",
+    ),
+    (
+        "broker-port-out-of-range",
+        "worker",
+        {"SALEWATCH_KAFKA_BOOTSTRAP": "127.0.0.1:99999"},
+        "SALEWATCH_KAFKA_BOOTSTRAP",
+    ),
+    (
+        "unreachable-clickhouse-worker",
+        "worker",
+        {"SALEWATCH_CLICKHOUSE_PORT": "__FREE__"},
+        "SALEWATCH_CLICKHOUSE_PORT",
+    ),
+    (
+        "unreachable-clickhouse-migrate",
+        "migrate",
+        {"SALEWATCH_CLICKHOUSE_PORT": "__FREE__"},
+        "SALEWATCH_CLICKHOUSE_PORT",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("command", "env", "setting"), [c[1:] for c in CASES],
-                         ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("command", "env", "setting"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_bad_setting_is_one_clear_error(command: str, env: dict[str, str], setting: str) -> None:
     env = {k: str(free_port()) if v == "__FREE__" else v for k, v in env.items()}
     code, output = run(env, command)
@@ -85,8 +125,9 @@ def test_metrics_port_in_use_is_one_clear_error() -> None:
 
 def test_unreachable_broker_is_one_clear_error() -> None:
     # ClickHouse of the shared stack is fine; nothing listens on the broker port
-    code, output = run({"SALEWATCH_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}, "worker",
-                       timeout=25)
+    _code, output = run(
+        {"SALEWATCH_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}, "worker", timeout=25
+    )
     # either it gives up with one line, or it keeps retrying with clear lines: both name
     # the setting, neither prints a traceback
     assert "Traceback" not in output, output[-3000:]

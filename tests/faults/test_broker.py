@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from streams.settings import Settings
-from tests.faults.conftest import ThrowawayTansu, free_port
+from tests.faults.conftest import ThrowawayTansu
 from tests.faults.support import Producer, carts_and_orders, raw_counts
-from tests.integration.support import WorkerProcess, isolated_settings, run_cli, wait_until
+from tests.integration.support import WorkerProcess, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +46,9 @@ def test_broker_unreachable_at_startup_then_available(
     worker.proc = subprocess.Popen(
         [sys.executable, "-m", "streams.cli", "worker"],
         env={**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"},
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         time.sleep(10)  # broker absent for 10 s
@@ -71,8 +73,9 @@ def test_broker_unreachable_at_startup_then_available(
     "after the restart below that offset is skipped, never stored. Also the worker then "
     "logs ~10 OffsetCommit UnknownTopicOrPartitionError lines/s for orders_by_session",
 )
-def test_broker_restart_mid_run(isolated: Settings, throwaway_tansu: ThrowawayTansu,
-                                tmp_path: Path) -> None:
+def test_broker_restart_mid_run(
+    isolated: Settings, throwaway_tansu: ThrowawayTansu, tmp_path: Path
+) -> None:
     settings = _settings(isolated, throwaway_tansu)
     throwaway_tansu.start()
     worker = WorkerProcess(settings, tmp_path / "worker.log")
@@ -90,17 +93,25 @@ def test_broker_restart_mid_run(isolated: Settings, throwaway_tansu: ThrowawayTa
         # the restarted broker is empty: produce the second part (topics auto-created)
         Producer(settings, [(t, k, v) for t, k, v, _ in second], per_second=1e9)._run()
         try:
-            wait_until(lambda: _stored(settings), lambda n: n == 1400, 60,
-                       "events produced after the broker restart")
+            wait_until(
+                lambda: _stored(settings),
+                lambda n: n == 1400,
+                60,
+                "events produced after the broker restart",
+            )
         finally:
-            print(f"\nbroker restart: stored {_stored(settings) - 1000} of the 400 events "
-                  "produced after it")
+            print(
+                f"\nbroker restart: stored {_stored(settings) - 1000} of the 400 events "
+                "produced after it"
+            )
         recovery_s = time.monotonic() - up_at
         assert worker.proc is not None and worker.proc.poll() is None
         counts = raw_counts(settings)
         log = worker.log_text()
     finally:
         worker.stop()
-    print(f"\nbroker restart: all 400 new events stored {recovery_s:.1f}s after it was back; "
-          f"raw {counts}; tracebacks in log: {log.count('Traceback')}")
+    print(
+        f"\nbroker restart: all 400 new events stored {recovery_s:.1f}s after it was back; "
+        f"raw {counts}; tracebacks in log: {log.count('Traceback')}"
+    )
     assert counts["orders_raw"][:2] == (700, 700) and counts["carts_raw"][:2] == (700, 700)

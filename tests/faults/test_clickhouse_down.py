@@ -49,23 +49,31 @@ def test_clickhouse_down_60s_loses_and_doubles_nothing(
 
     with running_worker(settings, tmp_path / "worker.log") as worker:
         Producer(settings, [(t, k, v) for t, k, v, _ in before], per_second=1e9)._run()
-        wait_until(lambda: sum(c[0] for c in raw_counts(settings).values()), lambda n: n == N_BEFORE,
-                   60, "the first events stored")
+        wait_until(
+            lambda: sum(c[0] for c in raw_counts(settings).values()),
+            lambda n: n == N_BEFORE,
+            60,
+            "the first events stored",
+        )
         valid_at_outage = metric_value(worker.metrics_text(), "salewatch_events_valid_total")
 
         throwaway_clickhouse.stop(signal.SIGKILL)
         down_at = time.monotonic()
-        producer = Producer(settings, [(t, k, v) for t, k, v, _ in during], per_second=N_DURING / 30)
+        producer = Producer(
+            settings, [(t, k, v) for t, k, v, _ in during], per_second=N_DURING / 30
+        )
         producer.start()
         samples = []
         while time.monotonic() - down_at < OUTAGE_S:
             text = worker.metrics_text()  # raises if /metrics stops answering
-            samples.append((
-                round(time.monotonic() - down_at, 1),
-                metric_value(text, "salewatch_clickhouse_write_errors_total"),
-                metric_value(text, "salewatch_events_valid_total"),
-                rss_kib(worker.proc.pid) if worker.proc else 0,
-            ))
+            samples.append(
+                (
+                    round(time.monotonic() - down_at, 1),
+                    metric_value(text, "salewatch_clickhouse_write_errors_total"),
+                    metric_value(text, "salewatch_events_valid_total"),
+                    rss_kib(worker.proc.pid) if worker.proc else 0,
+                )
+            )
             time.sleep(1)
         producer.join(30)
         assert worker.proc is not None and worker.proc.poll() is None, "worker died"
@@ -75,7 +83,8 @@ def test_clickhouse_down_60s_loses_and_doubles_nothing(
         counts = wait_until(
             lambda: raw_counts(settings),
             lambda c: c["orders_raw"][0] == n_orders and c["carts_raw"][0] == n_carts,
-            120, "every event stored after ClickHouse is back",
+            120,
+            "every event stored after ClickHouse is back",
         )
         recovery_s = time.monotonic() - up_at
         text = worker.metrics_text()
@@ -86,11 +95,13 @@ def test_clickhouse_down_60s_loses_and_doubles_nothing(
     errors = [e for _, e, _, _ in samples]
     rss = [r // 1024 for *_, r in samples]
     counted_during = samples[-1][2] - valid_at_outage
-    print(f"\nClickHouse down {OUTAGE_S}s: /metrics answered {len(samples)} times; write errors "
-          f"{errors[0]:.0f} -> {errors[-1]:.0f} (after: {errors_after:.0f}); events counted during "
-          f"the outage {counted_during:.0f} of {N_DURING} produced; all stored {recovery_s:.1f}s "
-          f"after ClickHouse was back; raw (FINAL, distinct, physical) {counts}; "
-          f"valid_total after {valid_after:.0f}; RSS during the outage {min(rss)}-{max(rss)} MiB")
+    print(
+        f"\nClickHouse down {OUTAGE_S}s: /metrics answered {len(samples)} times; write errors "
+        f"{errors[0]:.0f} -> {errors[-1]:.0f} (after: {errors_after:.0f}); events counted during "
+        f"the outage {counted_during:.0f} of {N_DURING} produced; all stored {recovery_s:.1f}s "
+        f"after ClickHouse was back; raw (FINAL, distinct, physical) {counts}; "
+        f"valid_total after {valid_after:.0f}; RSS during the outage {min(rss)}-{max(rss)} MiB"
+    )
     assert errors[-1] > errors[0] >= 0 and errors[-1] >= 3, samples
     assert "insert into" in log and "retrying in" in log
     assert counts["orders_raw"][:2] == (n_orders, n_orders)

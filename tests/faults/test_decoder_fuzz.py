@@ -19,7 +19,9 @@ LIMITS = Limits()
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -32,7 +34,9 @@ def mutated_events(draw: st.DrawFn) -> dict[str, object]:
         if draw(st.booleans()):
             event.pop(key, None)
         else:
-            event[key] = draw(json_values | st.sampled_from([float("nan"), float("inf"), -1, 0, 2**70]))
+            event[key] = draw(
+                json_values | st.sampled_from([float("nan"), float("inf"), -1, 0, 2**70])
+            )
     return event
 
 
@@ -65,10 +69,15 @@ def test_random_json_never_raises(value: object, topic: str) -> None:
 
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
-@given(events=st.lists(mutated_events(), min_size=1, max_size=5), topic=st.sampled_from(TOPICS),
-       as_array=st.booleans(), cut=st.integers(min_value=0, max_value=40))
-def test_mutated_events_never_raise(events: list[dict[str, object]], topic: str,
-                                    as_array: bool, cut: int) -> None:
+@given(
+    events=st.lists(mutated_events(), min_size=1, max_size=5),
+    topic=st.sampled_from(TOPICS),
+    as_array=st.booleans(),
+    cut=st.integers(min_value=0, max_value=40),
+)
+def test_mutated_events_never_raise(
+    events: list[dict[str, object]], topic: str, as_array: bool, cut: int
+) -> None:
     body = events if as_array else events[0]
     raw = orjson.dumps(body) if _dumpable(body) else b"[1"
     _check(raw, topic)

@@ -42,8 +42,10 @@ def test_flood_lag_drains_memory_bounded(isolated: Settings, tmp_path: Path) -> 
         normal = Producer(isolated, [(t, k, v) for t, k, v, _ in warm], per_second=NORMAL)
         # three producer threads: one kafka-python producer reached only ~2,000-2,800 ev/s
         flood_items = [(t, k, v) for t, k, v, _ in flood]
-        flooders = [Producer(isolated, flood_items[i::3], per_second=NORMAL * 10 / 3, chunk=1000)
-                    for i in range(3)]
+        flooders = [
+            Producer(isolated, flood_items[i::3], per_second=NORMAL * 10 / 3, chunk=1000)
+            for i in range(3)
+        ]
         t0 = time.monotonic()
         normal.start()
         normal.join(30)
@@ -65,12 +67,17 @@ def test_flood_lag_drains_memory_bounded(isolated: Settings, tmp_path: Path) -> 
     max_backlog = max(b for _, b in backlog)
     drained_at = samples[-1][0]
     rss_max = max(r for *_, r in samples)
-    print(f"\nflood: {len(flood)} events (asked: in {FLOOD_S}s) after {len(warm)} at {NORMAL}/s; "
-          f"max backlog {max_backlog} events; producing ended {flood_end:.1f}s, all stored at "
-          f"{drained_at:.1f}s (t0 = start); RSS {rss_start // 1024} -> max {rss_max // 1024} MiB; "
-          f"backlog samples {backlog[::5]}")
+    print(
+        f"\nflood: {len(flood)} events (asked: in {FLOOD_S}s) after {len(warm)} at {NORMAL}/s; "
+        f"max backlog {max_backlog} events; producing ended {flood_end:.1f}s, all stored at "
+        f"{drained_at:.1f}s (t0 = start); RSS {rss_start // 1024} -> max {rss_max // 1024} MiB; "
+        f"backlog samples {backlog[::5]}"
+    )
     assert samples[-1][2] >= total, "the backlog did not drain"
     assert max_backlog > 0
     assert rss_max // 1024 < RSS_LIMIT_MIB
-    assert ch_scalar(isolated, "SELECT count() FROM orders_raw FINAL") + ch_scalar(
-        isolated, "SELECT count() FROM carts_raw FINAL") == total
+    assert (
+        ch_scalar(isolated, "SELECT count() FROM orders_raw FINAL")
+        + ch_scalar(isolated, "SELECT count() FROM carts_raw FINAL")
+        == total
+    )

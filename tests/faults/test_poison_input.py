@@ -36,8 +36,9 @@ N_UNKNOWN_CHANNELS = 100_000
 
 def order(i: int, now: int, **kw: Any) -> dict[str, Any]:
     fields: dict[str, Any] = {"ts": now - 5000, **kw}
-    return make_event("orders", event_id=f"po-{i}", order_id=f"po-{i}", session_id=f"ps-{i % 50}",
-                      **fields)
+    return make_event(
+        "orders", event_id=f"po-{i}", order_id=f"po-{i}", session_id=f"ps-{i % 50}", **fields
+    )
 
 
 def corpus(now: int) -> tuple[list[tuple[str, bytes]], int, list[str], int]:
@@ -61,8 +62,10 @@ def corpus(now: int) -> tuple[list[tuple[str, bytes]], int, list[str], int]:
                 (orjson.dumps(order(22_000 + j, now, amount=-5)), "out_of_range"),
                 (orjson.dumps({**order(23_000 + j, now), "ts": 0}), "ts_too_old"),
                 (orjson.dumps({**order(24_000 + j, now), "ts": 4_102_444_800_000}), "ts_in_future"),
-                (orjson.dumps(order(25_000 + j, now, event_type="order_teleported")),
-                 "unknown_event_type"),
+                (
+                    orjson.dumps(order(25_000 + j, now, event_type="order_teleported")),
+                    "unknown_event_type",
+                ),
                 (b"null", "not_an_object"),
                 (b"[]", "empty_batch"),
             ]
@@ -81,14 +84,32 @@ def corpus(now: int) -> tuple[list[tuple[str, bytes]], int, list[str], int]:
     bad.append("too_large")
     # unicode in ids: valid
     for k, ident in enumerate(["订单-🎉-1", "заказ-2", "طلب-3", "e\u0301-4", "🛒" * 30]):
-        items.append(("orders", orjson.dumps(make_event(
-            "orders", event_id=f"u-{ident}", order_id=ident, session_id=f"сессия-{k}",
-            user_id=ident, ts=now - 5000))))
+        items.append(
+            (
+                "orders",
+                orjson.dumps(
+                    make_event(
+                        "orders",
+                        event_id=f"u-{ident}",
+                        order_id=ident,
+                        session_id=f"сессия-{k}",
+                        user_id=ident,
+                        ts=now - 5000,
+                    )
+                ),
+            )
+        )
         valid += 1
     # 100k distinct unknown channels: valid page views, counted under channel "other"
     clicks = [
-        make_event("clicks", event_id=f"ch-{i}", session_id=f"cs-{i % 500}", user_id=f"cu-{i}",
-                   channel=f"channel-{i}", ts=now - 5000)
+        make_event(
+            "clicks",
+            event_id=f"ch-{i}",
+            session_id=f"cs-{i % 500}",
+            user_id=f"cu-{i}",
+            channel=f"channel-{i}",
+            ts=now - 5000,
+        )
         for i in range(N_UNKNOWN_CHANNELS)
     ]
     for i in range(0, N_UNKNOWN_CHANNELS, 1000):
@@ -97,9 +118,12 @@ def corpus(now: int) -> tuple[list[tuple[str, bytes]], int, list[str], int]:
 
 
 def read_dead_letters(settings: Settings, expected: int) -> list[dict[str, Any]]:
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
-                             fetch_max_bytes=50 * 1024 * 1024,
-                             max_partition_fetch_bytes=50 * 1024 * 1024)
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        fetch_max_bytes=50 * 1024 * 1024,
+        max_partition_fetch_bytes=50 * 1024 * 1024,
+    )
     topic = settings.kafka_topic("dead_letters")
     partitions = consumer.partitions_for_topic(topic) or set()
     consumer.assign([TopicPartition(topic, p) for p in partitions])
@@ -117,7 +141,9 @@ def series_per_metric(text: str) -> dict[str, int]:
     series: dict[str, set[tuple[tuple[str, str], ...]]] = defaultdict(set)
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            labels = tuple(sorted((k, v) for k, v in sample.labels.items() if k not in ("le", "quantile")))
+            labels = tuple(
+                sorted((k, v) for k, v in sample.labels.items() if k not in ("le", "quantile"))
+            )
             name = family.name if family.name in METRICS else family.name + "_total"
             series[name].add(labels)
     return {name: len(s) for name, s in series.items()}
@@ -132,8 +158,10 @@ def test_poison_corpus_is_dead_lettered_and_valid_events_stored_once(
         started = time.monotonic()
         produce_all(isolated, [(topic, b"k", value) for topic, value in items])
         wait_until(
-            lambda: (ch_scalar(isolated, "SELECT count() FROM orders_raw FINAL"),
-                     ch_scalar(isolated, "SELECT count() FROM clicks_raw FINAL")),
+            lambda: (
+                ch_scalar(isolated, "SELECT count() FROM orders_raw FINAL"),
+                ch_scalar(isolated, "SELECT count() FROM clicks_raw FINAL"),
+            ),
             lambda v: v == (n_valid_orders, n_clicks),
             120,
             "every valid event in ClickHouse",
@@ -144,25 +172,40 @@ def test_poison_corpus_is_dead_lettered_and_valid_events_stored_once(
         text = worker.metrics_text()
 
         assert ch_scalar(isolated, "SELECT uniqExact(event_id) FROM orders_raw") == n_valid_orders
-        assert ch_scalar(isolated, "SELECT count() FROM orders_raw FINAL WHERE order_id = '订单-🎉-1'") == 1
+        assert (
+            ch_scalar(isolated, "SELECT count() FROM orders_raw FINAL WHERE order_id = '订单-🎉-1'")
+            == 1
+        )
         assert Counter(letter["reason"] for letter in letters) == Counter(bad_reasons)
         assert all(letter["source_topic"] == "orders" and letter["detail"] for letter in letters)
         blobs = [letter for letter in letters if letter["original_size"] >= 10_000_000]
         assert len(blobs) == 2 and all(b["truncated"] for b in blobs)
 
-        assert metric_value(text, "salewatch_dead_letters_total", topic="orders") == len(bad_reasons)
+        assert metric_value(text, "salewatch_dead_letters_total", topic="orders") == len(
+            bad_reasons
+        )
         assert metric_value(text, "salewatch_events_valid_total", topic="clicks") == n_clicks
-        # unknown channels counted as other (the series exist only if the metric has a channel label)
-        page_views = [(s.labels, s.value) for f in text_string_to_metric_families(text)
-                      for s in f.samples if "channel" in s.labels]
+        # unknown channels counted as other (series exist only if the metric has a channel label)
+        page_views = [
+            (s.labels, s.value)
+            for f in text_string_to_metric_families(text)
+            for s in f.samples
+            if "channel" in s.labels
+        ]
         assert not any(str(labels["channel"]).startswith("channel-") for labels, _ in page_views)
         counts = series_per_metric(text)
         assert set(counts) & set(METRICS), counts
-        too_many = {n: (c, METRICS[n].max_series) for n, c in counts.items()
-                    if n in METRICS and c > METRICS[n].max_series}
+        too_many = {
+            n: (c, METRICS[n].max_series)
+            for n, c in counts.items()
+            if n in METRICS and c > METRICS[n].max_series
+        }
         assert not too_many, too_many
         assert len(text) < 1_000_000, f"/metrics is {len(text)} bytes"
-        rss_mib = int(open(f"/proc/{worker.proc.pid}/status").read().split("VmRSS:")[1].split()[0]) // 1024
-    print(f"\npoison: {len(items)} messages, {n_valid_orders + n_clicks} valid events, "
-          f"{len(bad_reasons)} dead letters, all stored in {elapsed:.1f}s; "
-          f"max series {max(counts.values())}; /metrics {len(text)} bytes; worker RSS {rss_mib} MiB")
+        status = Path(f"/proc/{worker.proc.pid}/status").read_text()
+        rss_mib = int(status.split("VmRSS:")[1].split()[0]) // 1024
+    print(
+        f"\npoison: {len(items)} messages, {n_valid_orders + n_clicks} valid events, "
+        f"{len(bad_reasons)} dead letters, all stored in {elapsed:.1f}s; "
+        f"max series {max(counts.values())}; /metrics {len(text)} bytes; worker RSS {rss_mib} MiB"
+    )

@@ -55,8 +55,9 @@ class Outcome:
 
 
 def run_scenario(stack: Settings, log_dir: Path, kills: int) -> Outcome:
-    settings = isolated_settings(stack, metrics_port=free_port(), window_clock="event",
-                                 allowed_lateness_s=120)
+    settings = isolated_settings(
+        stack, metrics_port=free_port(), window_clock="event", allowed_lateness_s=120
+    )
     migrate(settings)
     now = int(time.time() * 1000)
     start = (now - 30 * MIN_MS) // MIN_MS * MIN_MS
@@ -73,7 +74,9 @@ def run_scenario(stack: Settings, log_dir: Path, kills: int) -> Outcome:
         worker.start()
         producer.start()
         for target in kill_at:
-            wait_until(lambda: producer.sent, lambda s: s >= target, 90, f"{target} events sent")
+            wait_until(
+                lambda: producer.sent, lambda s, t=target: s >= t, 90, f"{target} events sent"
+            )
             producer.running.clear()
             time.sleep(rng.uniform(0, 1.0))
             worker.stop(signal.SIGKILL)
@@ -81,8 +84,12 @@ def run_scenario(stack: Settings, log_dir: Path, kills: int) -> Outcome:
             t0 = time.monotonic()
             worker.start()
             producer.running.set()
-            wait_until(lambda: stored_total(settings), lambda n: n > before, 60,
-                       "new rows after the restart")
+            wait_until(
+                lambda: stored_total(settings),
+                lambda n, b=before: n > b,
+                60,
+                "new rows after the restart",
+            )
             recovery_s.append(time.monotonic() - t0)
         producer.join(120)
         # every stream event stored (and so counted) before the closers jump the event clock
@@ -90,27 +97,39 @@ def run_scenario(stack: Settings, log_dir: Path, kills: int) -> Outcome:
         wait_until(lambda: stored_total(settings), lambda n: n >= N, 90, "the stream stored")
         time.sleep(5)
         Producer(settings, [(t, k, v) for t, k, v, _ in closers], per_second=1e9)._run()
-        counts = wait_until(lambda: raw_counts(settings),
-                            lambda c: c["orders_raw"][0] >= n_orders and
-                            c["carts_raw"][0] >= N + 40 - n_orders, 60, "all events stored")
+        counts = wait_until(
+            lambda: raw_counts(settings),
+            lambda c: c["orders_raw"][0] >= n_orders and c["carts_raw"][0] >= N + 40 - n_orders,
+            60,
+            "all events stored",
+        )
         late = metric_value(worker.metrics_text(), "salewatch_events_late_total")
-        want = (truth_cart_rollup(events, start + SPAN_MS), truth_order_rollup(events, start + SPAN_MS))
+        want = (
+            truth_cart_rollup(events, start + SPAN_MS),
+            truth_order_rollup(events, start + SPAN_MS),
+        )
         got_c, got_o, diff = settle_rollups(settings, (start + SPAN_MS) // 1000, *want)
     finally:
         producer.running.set()
         worker.stop()
         drop_database(settings)
-    out = Outcome(kill_at, recovery_s, counts, n_orders, N + 40 - n_orders, (got_c, got_o),
-                  want, diff, late)
-    print(f"\n[{kills} kills] after {kill_at} events; restart -> first new row "
-          f"{[round(r, 1) for r in recovery_s]} s; raw (FINAL, distinct, physical) {counts}; "
-          f"late (last process) {late:.0f}\n{diff}")
+    out = Outcome(
+        kill_at, recovery_s, counts, n_orders, N + 40 - n_orders, (got_c, got_o), want, diff, late
+    )
+    print(
+        f"\n[{kills} kills] after {kill_at} events; restart -> first new row "
+        f"{[round(r, 1) for r in recovery_s]} s; raw (FINAL, distinct, physical) {counts}; "
+        f"late (last process) {late:.0f}\n{diff}"
+    )
     return out
 
 
 @pytest.fixture(scope="module", params=[0, 2], ids=["no-kill-baseline", "two-kills"])
-def outcome(request: pytest.FixtureRequest, stack_settings: Settings,
-            tmp_path_factory: pytest.TempPathFactory) -> Outcome:
+def outcome(
+    request: pytest.FixtureRequest,
+    stack_settings: Settings,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Outcome:
     return run_scenario(stack_settings, tmp_path_factory.mktemp("sigkill"), request.param)
 
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import signal
 import time
-from dataclasses import dataclass
 from collections import Counter
-from pathlib import Path
+from dataclasses import dataclass
 
 import pytest
 
@@ -52,8 +51,9 @@ class Outcome:
 @pytest.fixture(scope="module")
 def outcome(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Outcome:
     logs = tmp_path_factory.mktemp("two-workers")
-    settings = isolated_settings(stack_settings, metrics_port=free_port(), window_clock="event",
-                                 allowed_lateness_s=120)
+    settings = isolated_settings(
+        stack_settings, metrics_port=free_port(), window_clock="event", allowed_lateness_s=120
+    )
     other = settings.model_copy(update={"metrics_port": free_port()})
     migrate(settings)
     now = int(time.time() * 1000)
@@ -77,27 +77,40 @@ def outcome(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) 
         b.stop(signal.SIGKILL)
         killed_at = time.monotonic()
         producer.join(120)
-        wait_until(lambda: sum(c[0] for c in raw_counts(settings).values()), lambda n: n >= N, 90,
-                   "the stream stored by the survivor")
+        wait_until(
+            lambda: sum(c[0] for c in raw_counts(settings).values()),
+            lambda n: n >= N,
+            90,
+            "the stream stored by the survivor",
+        )
         takeover_s = time.monotonic() - killed_at
         time.sleep(5)  # orders are counted after a hop through orders_by_session
         Producer(settings, [(t, k, v) for t, k, v, _ in closers], per_second=1e9)._run()
         counts = wait_until(
             lambda: raw_counts(settings),
             lambda c: c["orders_raw"][0] >= n_orders and c["carts_raw"][0] >= n_carts,
-            60, "every event stored",
+            60,
+            "every event stored",
         )
-        want = (truth_cart_rollup(events, start + SPAN_MS), truth_order_rollup(events, start + SPAN_MS))
+        want = (
+            truth_cart_rollup(events, start + SPAN_MS),
+            truth_order_rollup(events, start + SPAN_MS),
+        )
         got_c, got_o, diff = settle_rollups(settings, (start + SPAN_MS) // 1000, *want)
     finally:
         producer.running.set()
         b.stop()
         a.stop()
         drop_database(settings)
-    print(f"\ntwo workers: before the kill a={got_a:.0f} b={got_b:.0f} events received; "
-          f"stream stored {takeover_s:.1f}s after the kill (producing continued ~{N * 2 / 3 / RATE:.0f}s "
-          f"after it); raw (FINAL, distinct, physical) {counts}\n{diff}")
-    return Outcome((got_a, got_b), takeover_s, counts, n_orders, n_carts, (got_c, got_o), want, diff)
+    print(
+        f"\ntwo workers: before the kill a={got_a:.0f} b={got_b:.0f} events received; "
+        f"stream stored {takeover_s:.1f}s after the kill "
+        f"(producing continued ~{N * 2 / 3 / RATE:.0f}s "
+        f"after it); raw (FINAL, distinct, physical) {counts}\n{diff}"
+    )
+    return Outcome(
+        (got_a, got_b), takeover_s, counts, n_orders, n_carts, (got_c, got_o), want, diff
+    )
 
 
 def test_partitions_were_shared_then_moved(outcome: Outcome) -> None:
