@@ -26,6 +26,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="RSS checkpoints in events (default 1M 5M 10M; quick 50k 100k 200k)",
     )
     parser.add_argument(
+        "--max-array",
+        type=int,
+        default=1,
+        help="send clicks as SDK-style JSON arrays of up to N events (EVENTS.md) in the "
+        "throughput and freshness steps; 1 (default) = one event per message",
+    )
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        help="worker variants to run (default: all of bench.variants; quick: proposed)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=Path("bench/results.json"), help="where to write results"
     )
     parser.add_argument("--chart", type=Path, default=Path("bench/results.png"))

@@ -231,8 +231,11 @@ def _render(header: Row, rows: list[Row], markdown: bool) -> str:
 
 
 def table(results: dict[str, Any], markdown: bool = False) -> str:
+    shape = results.get("max_array", 1)
+    shape_text = "one event per message" if shape <= 1 else f"clicks in arrays of ≤ {shape}"
     parts = [
-        f"{results.get('events', 0):,} events, machine {results.get('machine', {}).get('cpu')}",
+        f"{results.get('events', 0):,} events ({shape_text}), "
+        f"machine {results.get('machine', {}).get('cpu')}, {LOAD_NOTE}",
         _render(THROUGHPUT_HEADER, throughput_rows(results), markdown),
     ]
     if results.get("freshness"):

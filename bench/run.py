@@ -92,6 +92,7 @@ class Runner:
             "machine": machine_info(),
             "events": self.events,
             "quick": self.quick,
+            "max_array": args.max_array,
         }
         self._messages: list[Message] | None = None
 
@@ -99,7 +100,7 @@ class Runner:
         if self._messages is None:
             log(f"generating {self.events:,} mixed events (seeded)")
             start_ms = int(time.time() * 1000) - self.events * 1000 // PEAK_RATE - 1000
-            config = WorkloadConfig(invalid_share=INVALID_SHARE)
+            config = WorkloadConfig(invalid_share=INVALID_SHARE, max_array=self.args.max_array)
             self._messages = list(pre_produced(config, self.events, start_ms, PEAK_RATE))
             self.results["workload"] = report.workload_summary(self._messages)
         return self._messages
@@ -141,7 +142,8 @@ class Runner:
             log(f"   Faust floor: {out['floor']['rate']:,.0f} events/s")
         finally:
             env.cleanup()
-        out["worker"] = self.worker_run("worker", workers=1)
+        if self.wanted(["worker"]):
+            out["worker"] = self.worker_run("worker", workers=1)
         return out
 
     def worker_run(self, variant: str, workers: int) -> dict[str, Any]:
@@ -159,17 +161,24 @@ class Runner:
         )
         return result
 
+    def wanted(self, names: list[str]) -> list[str]:
+        chosen: list[str] | None = self.args.variants
+        return [n for n in names if chosen is None or n in chosen]
+
     def variants(self) -> dict[str, Any]:
         names = ["proposed"] if self.quick else [v for v in VARIANTS if v != "worker"]
-        return {name: self.worker_run(name, workers=1) for name in names}
+        return {name: self.worker_run(name, workers=1) for name in self.wanted(names)}
 
     def scaleout(self) -> dict[str, Any]:
         names = ["proposed"] if self.quick else ["worker", "proposed", "batch"]
-        return {name: self.worker_run(name, workers=2) for name in names}
+        return {name: self.worker_run(name, workers=2) for name in self.wanted(names)}
 
     def freshness(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for variant, rate, seconds in FRESHNESS_RUNS_QUICK if self.quick else FRESHNESS_RUNS:
+        runs = FRESHNESS_RUNS_QUICK if self.quick else FRESHNESS_RUNS
+        for variant, rate, seconds in runs:
+            if variant not in self.wanted([variant]):
+                continue
             key = f"{variant}@{rate}"
             base = VARIANTS[variant]
             spec = WorkerSpec(
@@ -181,7 +190,14 @@ class Runner:
             env.migrate()
             try:
                 result = freshness.measure(
-                    env, rate, seconds, log, workers=2, port_base=self.port, spec=spec
+                    env,
+                    rate,
+                    seconds,
+                    log,
+                    workers=2,
+                    port_base=self.port,
+                    spec=spec,
+                    max_array=self.args.max_array,
                 )
                 result["settings"] = spec.extra_env
             except Exception as exc:
