@@ -112,21 +112,29 @@ def test_bad_setting_is_one_clear_error(command: str, env: dict[str, str], setti
     assert len(output.strip().splitlines()) <= 3, output
 
 
-def test_metrics_port_in_use_is_one_clear_error() -> None:
+def test_metrics_port_in_use_is_one_clear_error(isolated: Settings) -> None:
     import socket
+
+    # a migrated database, so the worker gets past its ClickHouse check to the port
+    database = {"SALEWATCH_CLICKHOUSE_DATABASE": isolated.clickhouse_database}
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        code, output = run({"SALEWATCH_METRICS_PORT": str(port)}, "worker")
+        code, output = run({**database, "SALEWATCH_METRICS_PORT": str(port)}, "worker")
     assert_one_clear_error(code, output, "SALEWATCH_METRICS_PORT")
 
 
-def test_unreachable_broker_is_one_clear_error() -> None:
-    # ClickHouse of the shared stack is fine; nothing listens on the broker port
+def test_unreachable_broker_is_one_clear_error(isolated: Settings) -> None:
+    # ClickHouse (a migrated database) is fine; nothing listens on the broker port
     _code, output = run(
-        {"SALEWATCH_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}, "worker", timeout=25
+        {
+            "SALEWATCH_CLICKHOUSE_DATABASE": isolated.clickhouse_database,
+            "SALEWATCH_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
+        },
+        "worker",
+        timeout=25,
     )
     # either it gives up with one line, or it keeps retrying with clear lines: both name
     # the setting, neither prints a traceback
