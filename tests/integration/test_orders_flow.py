@@ -103,7 +103,13 @@ def test_orders_are_stored_counted_scraped_and_bad_ones_dead_lettered(
         )
         assert time.monotonic() - started < 30
 
-        text = worker.metrics_text()
+        # the invalid messages were produced last: they may be in a batch still in flight
+        text = wait_until(
+            worker.metrics_text,
+            lambda t: metric_value(t, "salewatch_dead_letters_total", topic="orders") >= N_INVALID,
+            15,
+            "the dead letters to be counted",
+        )
         assert metric_value(text, "salewatch_events_valid_total", topic="orders") == N_ORDERS
         assert metric_value(text, "salewatch_events_invalid_total", topic="orders") == N_INVALID
         assert metric_value(text, "salewatch_dead_letters_total", topic="orders") == N_INVALID
