@@ -33,6 +33,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "throughput and freshness steps; 1 (default) = one event per message",
     )
     parser.add_argument(
+        "--memory-variant",
+        default="worker",
+        help="worker variant of the memory step (default: worker, as shipped)",
+    )
+    parser.add_argument(
+        "--memory-env",
+        nargs="+",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment of the memory step's worker (e.g. MALLOC_ARENA_MAX=2)",
+    )
+    parser.add_argument(
         "--variants",
         nargs="+",
         help="worker variants to run (default: all of bench.variants; quick: proposed)",

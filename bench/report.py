@@ -189,7 +189,8 @@ def targets(results: dict[str, Any]) -> list[Row]:
                 [
                     f"{variant}: 2 workers sustain 50k ev/s, p99 ≤ 2 s /metrics, ≤ 5 s CH",
                     f"produced {r['rate_produced']:,.0f}/s, "
-                    f"backlog {r['backlog_at_load_end']:,.0f}, p99 {m99:.2f} s / {c99:.2f} s",
+                    f"backlog {r['backlog_at_load_end']:,.0f}, "
+                    f"p99 {_seconds(m99)} / {_seconds(c99)} s",
                     verdict(ok),
                 ]
             )
@@ -197,7 +198,7 @@ def targets(results: dict[str, Any]) -> list[Row]:
         if "to_metrics" in r:
             m99 = r["to_metrics"]["p99"]
             out.append(
-                [f"{variant}: 5k ev/s p99 ≤ 1 s to /metrics", f"{m99:.2f} s", verdict(m99 <= 1)]
+                [f"{variant}: 5k ev/s p99 ≤ 1 s to /metrics", f"{_seconds(m99)} s", verdict(m99 <= 1)]
             )
     mem = results.get("memory", {})
     if mem.get("readings"):

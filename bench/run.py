@@ -218,7 +218,13 @@ class Runner:
     def memory(self) -> dict[str, Any]:
         default = [50_000, 100_000, 200_000] if self.quick else [1_000_000, 5_000_000, 10_000_000]
         checkpoints = self.args.memory_events or default
-        return memory.measure(self.settings, self.log_dir, checkpoints, log, port=self.port)
+        base = VARIANTS[self.args.memory_variant]
+        extra = dict(item.split("=", 1) for item in self.args.memory_env)
+        spec = WorkerSpec(base.command, {**(base.extra_env or {}), **extra})
+        result = memory.measure(
+            self.settings, self.log_dir, checkpoints, log, port=self.port, spec=spec
+        )
+        return {**result, "variant": self.args.memory_variant, "env": extra}
 
 
 def run(args: argparse.Namespace) -> int:
