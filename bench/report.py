@@ -198,7 +198,11 @@ def targets(results: dict[str, Any]) -> list[Row]:
         if "to_metrics" in r:
             m99 = r["to_metrics"]["p99"]
             out.append(
-                [f"{variant}: 5k ev/s p99 ≤ 1 s to /metrics", f"{_seconds(m99)} s", verdict(m99 <= 1)]
+                [
+                    f"{variant}: 5k ev/s p99 ≤ 1 s to /metrics",
+                    f"{_seconds(m99)} s",
+                    verdict(m99 <= 1),
+                ]
             )
     mem = results.get("memory", {})
     if mem.get("readings"):
