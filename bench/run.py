@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -167,6 +168,7 @@ class Runner:
 
     def variants(self) -> dict[str, Any]:
         names = ["proposed"] if self.quick else [v for v in VARIANTS if v != "worker"]
+        names = [n for n in names if "probe" not in n]
         return {name: self.worker_run(name, workers=1) for name in self.wanted(names)}
 
     def scaleout(self) -> dict[str, Any]:
@@ -227,7 +229,13 @@ class Runner:
         return {**result, "variant": self.args.memory_variant, "env": extra}
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    # unwind through the ``finally`` blocks: workers stopped, topics and databases dropped
+    raise SystemExit(128 + signum)
+
+
 def run(args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     settings = load_settings()
     runner = Runner(args, settings)
     log(

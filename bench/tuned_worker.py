@@ -16,11 +16,15 @@ Runs the unchanged ``streams.worker.run`` after applying, before the app is buil
   not cancelled mid-message (Faust drops stale-generation messages in the stream anyway);
   it needs a rebalance test before it could be proposed upstream.
 
+* ``--memory-probe SECONDS``: every SECONDS, log the number of live objects of the 12
+  most common types and ``sys.getallocatedblocks()`` (for the memory step: is RSS growth
+  Python objects, or the allocator?).
+
 Faust settings with an environment name (``STREAM_BUFFER_MAXSIZE``,
 ``BROKER_MAX_POLL_RECORDS``, ...) need no code: Faust reads them from the environment,
 so the harness passes them to either worker that way.
 
-    python -m bench.tuned_worker [--uvloop] [--no-monitor] [--fast-drain]
+    python -m bench.tuned_worker [--uvloop] [--no-monitor] [--fast-drain] [--memory-probe S]
 """
 
 from __future__ import annotations
@@ -105,12 +109,35 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover
         unset_flag(CONSUMER_FETCHING)
 
 
+def _memory_probe(every_s: float) -> None:
+    import gc
+    import threading
+    import time
+    from collections import Counter
+
+    def probe() -> None:
+        while True:
+            time.sleep(every_s)
+            counts = Counter(type(o).__name__ for o in gc.get_objects())
+            top = ", ".join(f"{name}={n}" for name, n in counts.most_common(12))
+            print(
+                f"[memory-probe] blocks={sys.getallocatedblocks()} objects={sum(counts.values())}"
+                f" {top}",
+                flush=True,
+            )
+
+    threading.Thread(target=probe, name="memory-probe", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--uvloop", action="store_true")
     parser.add_argument("--no-monitor", action="store_true")
     parser.add_argument("--fast-drain", action="store_true")
+    parser.add_argument("--memory-probe", type=float, default=0.0)
     args = parser.parse_args(argv)
+    if args.memory_probe:
+        _memory_probe(args.memory_probe)
     if args.fast_drain:
         from faust.transport.consumer import Consumer
 

@@ -19,6 +19,8 @@ VARIANTS: dict[str, WorkerSpec] = {
     "uvloop+no-monitor": WorkerSpec((*TUNED, "--uvloop", "--no-monitor")),
     "proposed": WorkerSpec((*TUNED, "--uvloop", "--no-monitor", "--fast-drain")),
     "batch": WorkerSpec(("-m", "bench.batch_worker", "--uvloop")),
+    # the shipped worker, logging live objects by type every 20 s (memory investigation)
+    "worker+memory-probe": WorkerSpec((*TUNED, "--memory-probe", "20")),
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -27,6 +29,7 @@ DESCRIPTIONS: dict[str, str] = {
     "uvloop+no-monitor": "+ uvloop, Faust Monitor sensor off",
     "proposed": "+ uvloop, Monitor off, direct fetch hand-off (no wait_first per message)",
     "batch": "prototype: same chain fed by aiokafka getmany batches inside the Faust app",
+    "worker+memory-probe": "salewatch worker as shipped, logging live objects by type",
 }
 
 # freshness runs: (variant, load events/s, seconds held), full and quick
