@@ -132,6 +132,13 @@ _DEFS: tuple[MetricDef, ...] = (
         BATCH_SIZE_BUCKETS,
     ),
     MetricDef(
+        "salewatch_insert_backlog_events",
+        "gauge",
+        "Valid events counted but not yet accepted by ClickHouse (their offsets are not "
+        "committed); grows while ClickHouse is down, bounded by "
+        "SALEWATCH_INSERT_BACKLOG_MAX_EVENTS (then reading Kafka pauses).",
+    ),
+    MetricDef(
         "salewatch_events_late_total",
         "counter",
         "Valid events whose 1-minute event-time window had already closed (end + allowed "
