@@ -34,7 +34,7 @@ from streams.events import DEAD_LETTER_TOPIC, ORDERS_BY_SESSION_TOPIC, TOPICS
 from streams.migrate import apply_migrations, discover_migrations
 from streams.settings import ENV_PREFIX, Settings
 
-READY_MARK = "Worker]: Ready"
+READY_MARK = "salewatch worker: ready"
 READY_TIMEOUT_S = 90.0
 SOURCE_TOPICS: tuple[str, ...] = tuple(TOPICS)
 ALL_TOPICS: tuple[str, ...] = (*TOPICS, DEAD_LETTER_TOPIC, ORDERS_BY_SESSION_TOPIC)

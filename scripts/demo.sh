@@ -32,7 +32,7 @@ setsid salewatch worker >"$LOG" 2>&1 < /dev/null &
 echo $! >"$PIDFILE"
 echo "worker started (pid $(cat "$PIDFILE"), log $LOG); waiting until it is ready..."
 for _ in $(seq 120); do
-  grep -q "Worker]: Ready" "$LOG" 2>/dev/null && break
+  grep -q "salewatch worker: ready" "$LOG" 2>/dev/null && break
   kill -0 "$(cat "$PIDFILE")" 2>/dev/null || { echo "worker exited:"; tail -20 "$LOG"; exit 1; }
   sleep 0.5
 done

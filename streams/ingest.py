@@ -6,11 +6,13 @@ Contract: ``await BatchProcessor.handle(topic, messages)`` returns once every re
 is on ``dead_letters`` and every valid event's raw row is accepted by ClickHouse; only then
 may the caller acknowledge the messages' offsets. It never raises for bad input (bad input
 is dead-lettered and counted); it blocks and retries while ClickHouse is down (see
-``streams.clickhouse_sink``). Counting happens before the insert so live metrics keep moving
-while ClickHouse is unavailable.
+``streams.clickhouse_sink``). ``handle`` is :meth:`~BatchProcessor.prepare` (everything but
+the insert: counting happens first, so live metrics keep moving while ClickHouse is
+unavailable) then :meth:`~BatchProcessor.store` (the insert); the worker calls the two
+apart, through a bounded queue (``streams.source_reader``).
 
-Nothing here knows about Faust: the worker's agents, the benchmarks and the tests all call
-the same ``handle``.
+Nothing here knows about Faust or Kafka: the worker's reader, the benchmarks and the tests
+all call the same chain.
 
 Speed (issue 8): a message whose events the compiled checks prove valid
 (``streams.decode.valid_events``) skips the general decoder; the per-batch metrics are
@@ -50,6 +52,15 @@ class InMessage:
 class BatchResult:
     valid: int
     invalid: int
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBatch:
+    """A batch after decode, dead letters and counting: its raw rows still to be stored."""
+
+    topic: Topic
+    rows: list[tuple[Any, ...]]
+    result: BatchResult
 
 
 # counts a batch of valid events: locally (``streams.counting``) or by forwarding them to
@@ -96,6 +107,17 @@ class BatchProcessor:
         self.limits = limits_from(settings)
 
     async def handle(self, topic: Topic, messages: Sequence[InMessage]) -> BatchResult:
+        """The whole chain: :meth:`prepare`, then :meth:`store`."""
+        prepared = await self.prepare(topic, messages)
+        await self.store(topic, prepared.rows)
+        return prepared.result
+
+    async def prepare(self, topic: Topic, messages: Sequence[InMessage]) -> PreparedBatch:
+        """Decode, dead-letter the bad, count the good; return the raw rows to store.
+
+        Returns once the dead letters are on Kafka and the valid events are counted (or
+        handed over); nothing is stored yet.
+        """
         now = self.clock()
         now_ms = int(now * 1000)
         now_s = int(now)
@@ -127,8 +149,11 @@ class BatchProcessor:
             self.totals.inc("salewatch_dead_letters_total", (topic,), len(dead))
         if self.count is not None and events:
             await self.count(topic, events)
+        return PreparedBatch(topic, rows, BatchResult(valid=len(events), invalid=len(dead)))
+
+    async def store(self, topic: Topic, rows: list[tuple[Any, ...]]) -> None:
+        """Insert raw rows of ``topic``; returns once ClickHouse accepted them (retries)."""
         await self.sink.insert(RAW_TABLE[topic], RAW_COLUMNS[topic], rows)
-        return BatchResult(valid=len(events), invalid=len(dead))
 
     def _count_pipeline(
         self,

@@ -76,6 +76,12 @@ class Settings(BaseSettings):
 
     batch_size: int = Field(5000, ge=1, le=100_000, description="max events per ClickHouse batch")
     batch_within_s: float = Field(1.0, gt=0, le=60, description="max wait to fill a batch")
+    insert_backlog_max_events: int = Field(
+        500_000,
+        ge=1000,
+        le=50_000_000,
+        description="events counted but not yet stored in ClickHouse before reading pauses",
+    )
     allowed_lateness_s: int = Field(120, ge=0, le=3600)
     window_clock: Literal["wall", "event"] = Field(
         "wall", description="what closes windows: wall time (live) or event time (replays)"

@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from streams.clickhouse_client import describe_error, make_client, quiet_driver_logging
+from streams.events import DEAD_LETTER_TOPIC, ORDERS_BY_SESSION_TOPIC, TOPICS
 from streams.kafka_ready import wait_for_kafka
 from streams.settings import ENV_PREFIX, Settings, load_settings
 from streams.totals import Totals
@@ -49,6 +50,18 @@ def check_clickhouse(settings: Settings) -> str | None:
     return None
 
 
+def create_topics(settings: Settings) -> str | None:
+    """Create the topics the worker reads and writes if missing; None, or why it failed."""
+    from streams.producer import ProducerError, ensure_topics
+
+    names = [settings.kafka_topic(t) for t in (*TOPICS, ORDERS_BY_SESSION_TOPIC, DEAD_LETTER_TOPIC)]
+    try:
+        ensure_topics(settings.kafka_bootstrap, settings.topic_partitions, names)
+    except ProducerError as exc:
+        return str(exc)
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     overrides: dict[str, object] = {}
     if args.metrics_port is not None:
@@ -70,10 +83,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"salewatch worker: {problem}", file=sys.stderr)
         return 1
 
+    problem = create_topics(settings)
+    if problem:
+        print(f"salewatch worker: {problem}", file=sys.stderr)
+        return 1
+
     # imported here: Faust is slow to import and not needed by the checks above
     import faust
+    import mode.loop
 
-    from streams.app import add_agents, add_recovery, add_window_timer, create_app
+    from streams.app import add_reader, add_window_timer, create_app, make_recovery
     from streams.clock import make_clock
     from streams.counting.pipeline import Pipeline
     from streams.exporter import serve_metrics
@@ -101,9 +120,10 @@ def run(args: argparse.Namespace) -> int:
     worker_name = f"{socket.gethostname()}:{settings.metrics_port}"
     pipeline = Pipeline.from_settings(settings, totals, sessions=None, worker=worker_name)
     window_clock = make_clock(settings.window_clock)
-    add_agents(app, settings, totals, pipeline, window_clock)
+    recovery = make_recovery(settings, pipeline, window_clock, worker_name)
+    add_reader(app, settings, totals, pipeline, window_clock, recovery)
     add_window_timer(app, settings, totals, pipeline, window_clock)
-    add_recovery(app, settings, pipeline, window_clock, worker_name)
+    mode.loop.use("uvloop")  # what `faust -L uvloop` does: ~12 % less CPU per event
     worker = faust.Worker(app, loglevel=args.loglevel)
     worker.execute_from_commandline()
     return 0

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from clickhouse_driver import Client
 
 from streams.settings import ENV_PREFIX, Settings
+from streams.source_reader import READY_LINE
 
 T = TypeVar("T")
 
@@ -107,10 +108,10 @@ class WorkerProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        ready_mark = self.log_path.read_text(errors="replace").count("Worker]: Ready")
+        ready_mark = self.log_path.read_text(errors="replace").count(READY_LINE)
         wait_until(
             lambda: (self.proc.poll() if self.proc else 0, self.log_text()),
-            lambda v: v[0] is not None or v[1].count("Worker]: Ready") > ready_mark,
+            lambda v: v[0] is not None or v[1].count(READY_LINE) > ready_mark,
             WORKER_READY_TIMEOUT_S,
             "the worker to become ready",
         )

@@ -1,0 +1,263 @@
+"""The worker's reader: source topics in batches, straight from aiokafka, inside the Faust app.
+
+Why not Faust agents: profiled (``bench/RESULTS.md``), Faust's per-message path (the fetch
+loop's ``wait_first`` per message, the conductor, the stream iterator, per-event acks)
+cost several times salewatch's whole chain: the worker ran below a bare Faust agent. This
+reader keeps the chain (``streams.ingest.BatchProcessor``) and feeds it whole fetches. It
+runs as a task of the Faust app, next to the window timer, the producer and ``/metrics``.
+
+The loop::
+
+    getmany (≤ 4 × batch_size records; waits ≤ batch_within_s)
+      → per topic, concurrently: BatchProcessor.prepare
+        (decode, validate, dead letters, count; orders are forwarded to orders_by_session)
+      → InsertQueue.put (bounded by insert_backlog_max_events)
+
+and, concurrently, the inserter::
+
+    InsertQueue.take → one insert per raw table → commit the offsets after those rows
+
+**Delivery**: at least once. An offset is committed only once ClickHouse accepted the rows
+of every message before it, in order (``streams.insert_queue``). Counting does not wait for
+ClickHouse: while it is down the reader counts up to the backlog bound, then stops reading
+(Kafka keeps the rest); ``salewatch_insert_backlog_events`` shows the backlog.
+
+**Rebalances** (a ``ConsumerRebalanceListener``; aiokafka awaits it between fetches):
+revoked — wait for the batch being prepared, then until everything queued is stored and
+committed, so the next owner starts exactly after it; assigned — rebuild the counting state
+of the assigned partitions from ClickHouse (``streams.recovery``), then seek each source
+partition past the offsets ClickHouse holds. ``orders_by_session`` is co-partitioned: one
+consumer subscribes to it and the source topics, all with the same partition count, and
+the range assignor gives partition p of every topic to the same member.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from streams.events import Topic
+from streams.ingest import InMessage, PreparedBatch
+from streams.insert_queue import InsertQueue, Queued
+from streams.settings import Settings
+from streams.totals import Totals
+
+log = logging.getLogger(__name__)
+
+# printed once the first assignment's state is rebuilt and reading starts
+READY_LINE = "salewatch worker: ready"
+
+# prepares one topic's messages; None when there is nothing to store (orders_by_session)
+Prepare = Callable[[Topic, Sequence[InMessage]], Awaitable[PreparedBatch | None]]
+# stores raw rows of a topic; returns once ClickHouse accepted them
+Store = Callable[[Topic, list[tuple[Any, ...]]], Awaitable[None]]
+# rebuilds the state of the assigned partition numbers; returns the offsets to resume at
+OnAssigned = Callable[[Sequence[int]], Awaitable[dict[tuple[Topic, int], int]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What the reader does with one Kafka topic's messages."""
+
+    topic: Topic  # the counting topic its events are (orders_by_session → orders)
+    prepare: Prepare
+    store: Store | None  # None: nothing to store (the rows were stored upstream)
+    resumes_from_clickhouse: bool  # its stored offsets say where to resume
+
+
+@dataclass(slots=True)
+class ReadBatch:
+    """One fetch, counted: its prepared topic batches and the offsets to commit after them."""
+
+    prepared: list[PreparedBatch]
+    next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
+
+
+class SourceReader:
+    """Reads, counts, stores and commits; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        totals: Totals,
+        routes: dict[str, Route],
+        on_assigned: OnAssigned,
+    ) -> None:
+        self.settings = settings
+        self.totals = totals
+        self.routes = routes
+        self.on_assigned = on_assigned
+        self.queue: InsertQueue[ReadBatch] = InsertQueue(
+            settings.insert_backlog_max_events,
+            on_size=lambda n: totals.set("salewatch_insert_backlog_events", (), n),
+        )
+        self.stores = {r.topic: r.store for r in routes.values() if r.store is not None}
+        self.preparing = asyncio.Lock()  # held while a fetch is being counted and queued
+        self.consumer: AIOKafkaConsumer | None = None
+        self.ready = False
+
+    def make_consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            group_id=self.settings.app_id,
+            client_id=f"{self.settings.app_id}-reader",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            # the local broker (tansu) makes joins wait ~half the session timeout
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1000,
+            rebalance_timeout_ms=6000,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            # partition p of every topic to the same member: co-partitioning (the default,
+            # round robin, spreads them)
+            partition_assignment_strategy=(RangePartitionAssignor,),
+        )
+
+    async def run(self) -> None:
+        """Read until cancelled (the Faust app stops its tasks on shutdown)."""
+        consumer = self.consumer = self.make_consumer()
+        consumer.subscribe(list(self.routes), listener=_Listener(self))
+        await consumer.start()
+        inserter = asyncio.create_task(self.insert_forever(), name="salewatch-inserter")
+        within_ms = int(self.settings.batch_within_s * 1000)
+        max_records = 4 * self.settings.batch_size
+        try:
+            while True:
+                if inserter.done():
+                    inserter.result()  # an inserter crash stops the worker, not silently
+                polled = await consumer.getmany(timeout_ms=within_ms, max_records=max_records)
+                if polled:
+                    async with self.preparing:
+                        await self.count_and_queue(polled)
+        finally:
+            inserter.cancel()
+            await consumer.stop()
+
+    async def count_and_queue(self, polled: dict[TopicPartition, list[Any]]) -> None:
+        by_topic: dict[str, list[InMessage]] = defaultdict(list)
+        for tp, records in polled.items():
+            by_topic[tp.topic].extend(
+                InMessage(r.value, r.key, r.partition, r.offset) for r in records
+            )
+        results = await asyncio.gather(
+            *(
+                self.routes[name].prepare(self.routes[name].topic, ms)
+                for name, ms in by_topic.items()
+            )
+        )
+        prepared = [p for p in results if p is not None]
+        offsets = {tp: records[-1].offset + 1 for tp, records in polled.items() if records}
+        await self.queue.put(ReadBatch(prepared, offsets), sum(len(p.rows) for p in prepared))
+
+    async def insert_forever(self) -> None:
+        max_events = 4 * self.settings.batch_size
+        while True:
+            taken = await self.queue.take(max_events)
+            await self.store_and_commit(taken)
+            await self.queue.done(taken)
+
+    async def store_and_commit(self, taken: list[Queued[ReadBatch]]) -> None:
+        rows: dict[Topic, list[tuple[Any, ...]]] = defaultdict(list)
+        offsets: dict[TopicPartition, int] = {}
+        for queued in taken:
+            for batch in queued.item.prepared:
+                rows[batch.topic].extend(batch.rows)
+            offsets.update(queued.item.next_offsets)  # later batches: higher offsets
+        await asyncio.gather(
+            *(
+                self.stores[topic](topic, topic_rows)
+                for topic, topic_rows in rows.items()
+                if topic_rows
+            )
+        )
+        await self.commit(offsets)
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        consumer = self.consumer
+        if consumer is None or not offsets:
+            return
+        owned = consumer.assignment()
+        mine = {tp: off for tp, off in offsets.items() if tp in owned}
+        if not mine:
+            return
+        try:
+            await consumer.commit(mine)
+        except (CommitFailedError, KafkaError) as exc:
+            # a rebalance took the partitions meanwhile: the next owner reads them again;
+            # the raw tables collapse the repeated rows by event_id
+            log.warning("committing offsets of %d partition(s) failed: %s", len(mine), exc)
+
+    async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        if not revoked:
+            return
+        async with self.preparing:
+            await self.queue.drained()
+        log.info("released %d partition(s) after storing what was counted", len(revoked))
+
+    async def partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        consumer = self.consumer
+        assert consumer is not None
+        partitions = sorted({tp.partition for tp in assigned})
+        next_offsets = await self.on_assigned(partitions)
+        wanted: dict[TopicPartition, int] = {}
+        for tp in assigned:
+            route = self.routes.get(tp.topic)
+            if route is not None and route.resumes_from_clickhouse:
+                offset = next_offsets.get((route.topic, tp.partition))
+                if offset is not None:
+                    wanted[tp] = offset
+        if wanted:
+            await self.seek_past_stored(consumer, wanted)
+        if not self.ready:
+            self.ready = True
+            print(f"{READY_LINE} ({len(assigned)} partitions)", flush=True)
+
+    async def seek_past_stored(
+        self, consumer: AIOKafkaConsumer, wanted: dict[TopicPartition, int]
+    ) -> None:
+        """Seek each partition to the offset after the newest one ClickHouse holds.
+
+        Only forward of the group's committed offset. When the group has no committed
+        offset and the partition is shorter than ClickHouse says, the log is not the one
+        stored (a broker that lost its data recreated the topic): the partition is read
+        from its start, not from an offset that would skip its new events.
+        """
+        committed = {tp: await consumer.committed(tp) for tp in wanted}
+        unknown = [tp for tp, off in committed.items() if off is None]
+        ends = await consumer.end_offsets(unknown) if unknown else {}
+        moved = 0
+        for tp, offset in wanted.items():
+            known = committed[tp]
+            if known is not None and offset <= known:
+                continue
+            if known is None and offset > ends.get(tp, 0):
+                log.warning(
+                    "%s[%d]: ClickHouse holds offsets up to %d but the partition ends at %d"
+                    " and the group has no committed offset: the topic was recreated"
+                    " (a broker that lost its data?); reading it from its start",
+                    tp.topic, tp.partition, offset - 1, ends.get(tp, 0),
+                )  # fmt: skip
+                continue
+            consumer.seek(tp, offset)
+            moved += 1
+        if moved:
+            log.info("resuming %d partition(s) after the offsets stored in ClickHouse", moved)
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, reader: SourceReader) -> None:
+        self.reader = reader
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.reader.partitions_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.reader.partitions_assigned(assigned)
