@@ -19,13 +19,18 @@ from typing import Any
 
 import orjson
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.metric_defs import METRICS
 from streams.settings import Settings
 from tests.faults.support import produce_all
-from tests.integration.support import ch_scalar, metric_value, running_worker, wait_until
+from tests.integration.support import (
+    ch_scalar,
+    metric_value,
+    read_dead_letters,
+    running_worker,
+    wait_until,
+)
 from tests.unit.events_factory import make_event
 
 pytestmark = pytest.mark.integration
@@ -115,26 +120,6 @@ def corpus(now: int) -> tuple[list[tuple[str, bytes]], int, list[str], int]:
     for i in range(0, N_UNKNOWN_CHANNELS, 1000):
         items.append(("clicks", orjson.dumps(clicks[i : i + 1000])))
     return items, valid, bad, N_UNKNOWN_CHANNELS
-
-
-def read_dead_letters(settings: Settings, expected: int) -> list[dict[str, Any]]:
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=None,
-        fetch_max_bytes=50 * 1024 * 1024,
-        max_partition_fetch_bytes=50 * 1024 * 1024,
-    )
-    topic = settings.kafka_topic("dead_letters")
-    partitions = consumer.partitions_for_topic(topic) or set()
-    consumer.assign([TopicPartition(topic, p) for p in partitions])
-    consumer.seek_to_beginning()
-    letters: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 30
-    while len(letters) < expected and time.monotonic() < deadline:
-        for records in consumer.poll(timeout_ms=500).values():
-            letters.extend(orjson.loads(r.value) for r in records)
-    consumer.close()
-    return letters
 
 
 def series_per_metric(text: str) -> dict[str, int]:

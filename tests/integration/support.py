@@ -184,3 +184,34 @@ def prometheus_query(settings: Settings, promql: str) -> list[dict[str, Any]]:
         body = json.loads(response.read())
     assert body["status"] == "success", body
     return list(body["data"]["result"])
+
+
+def read_dead_letters(
+    settings: Settings, expected: int, timeout_s: float = 30.0
+) -> list[dict[str, Any]]:
+    """The envelopes on the settings' ``dead_letters`` topic: read until ``expected`` or timeout.
+
+    Fetch sizes allow the largest envelope (a truncated 10 MB blob is 64 KiB, but a batch
+    of them is not).
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        fetch_max_bytes=50 * 1024 * 1024,
+        max_partition_fetch_bytes=50 * 1024 * 1024,
+    )
+    try:
+        topic = settings.kafka_topic("dead_letters")
+        partitions = consumer.partitions_for_topic(topic) or set()
+        consumer.assign([TopicPartition(topic, p) for p in partitions])
+        consumer.seek_to_beginning()
+        letters: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout_s
+        while len(letters) < expected and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                letters.extend(json.loads(r.value) for r in records)
+        return letters
+    finally:
+        consumer.close()

@@ -10,13 +10,14 @@ from typing import Any
 
 import orjson
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
 from streams.settings import Settings
 from tests.integration.support import (
     ch_scalar,
     metric_value,
     prometheus_query,
+    read_dead_letters,
     running_worker,
     wait_until,
 )
@@ -69,23 +70,6 @@ def stored_orders(settings: Settings) -> tuple[int, int]:
         ch_scalar(settings, "SELECT count() FROM orders_raw FINAL"),
         ch_scalar(settings, "SELECT uniqExact(event_id) FROM orders_raw"),
     )
-
-
-def read_dead_letters(settings: Settings, expected: int) -> list[dict[str, Any]]:
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, consumer_timeout_ms=2000, group_id=None
-    )
-    topic = settings.kafka_topic("dead_letters")
-    partitions = consumer.partitions_for_topic(topic) or set()
-    consumer.assign([TopicPartition(topic, p) for p in partitions])
-    consumer.seek_to_beginning()
-    letters: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 20
-    while len(letters) < expected and time.monotonic() < deadline:
-        for records in consumer.poll(timeout_ms=500).values():
-            letters.extend(orjson.loads(r.value) for r in records)
-    consumer.close()
-    return letters
 
 
 def test_orders_are_stored_counted_scraped_and_bad_ones_dead_lettered(
