@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--variants",
         nargs="+",
-        help="worker variants to run (default: all of bench.variants; quick: proposed)",
+        help="worker variants to run (default: all of bench.variants; quick: worker)",
     )
     parser.add_argument(
         "--out", type=Path, default=Path("bench/results.json"), help="where to write results"

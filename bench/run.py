@@ -7,10 +7,10 @@ Steps (``bench.options.STEPS``), in order, on the running local stack:
 
 1. ``throughput`` — one set of pre-produced events (default 1M), copied byte for byte
    into fresh topics for each consumer: the ceiling, the Faust floor, ``salewatch worker``;
-2. ``variants``   — the same for each Faust-level variant (``bench.variants``);
-3. ``scaleout``   — 1 vs 2 workers (as shipped and proposed) on the 4-partition copies;
+2. ``variants``   — the same for each settings variant of the worker (``bench.variants``);
+3. ``scaleout``   — 1 vs 2 workers on the 4-partition copies;
 4. ``freshness``  — 2 workers under 5,000 events/s, a 20,000 events/s burst and 50,000
-   events/s, as shipped and proposed, with markers (``bench.freshness``);
+   events/s, with markers (``bench.freshness``);
 5. ``memory``     — one worker's RSS after 1M, 5M, 10M events of 1M users.
 
 Each figure carries the machine's load (1-minute load average at start and end, busy
@@ -33,7 +33,7 @@ from typing import Any
 from bench import freshness, memory, report, throughput
 from bench.options import STEPS, add_arguments
 from bench.throughput import WorkerSpec
-from bench.variants import FRESHNESS_ENV, FRESHNESS_RUNS, FRESHNESS_RUNS_QUICK, VARIANTS
+from bench.variants import FRESHNESS_RUNS, FRESHNESS_RUNS_QUICK, VARIANTS
 from bench.workers import BenchEnv
 from bench.workload import Message, WorkloadConfig, pre_produced
 from streams.settings import Settings, load_settings
@@ -167,13 +167,11 @@ class Runner:
         return [n for n in names if chosen is None or n in chosen]
 
     def variants(self) -> dict[str, Any]:
-        names = ["proposed"] if self.quick else [v for v in VARIANTS if v != "worker"]
-        names = [n for n in names if "probe" not in n]
+        names = [] if self.quick else [v for v in VARIANTS if v != "worker"]
         return {name: self.worker_run(name, workers=1) for name in self.wanted(names)}
 
     def scaleout(self) -> dict[str, Any]:
-        names = ["proposed"] if self.quick else ["worker", "proposed", "batch"]
-        return {name: self.worker_run(name, workers=2) for name in self.wanted(names)}
+        return {name: self.worker_run(name, workers=2) for name in self.wanted(["worker"])}
 
     def freshness(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -182,10 +180,7 @@ class Runner:
             if variant not in self.wanted([variant]):
                 continue
             key = f"{variant}@{rate}"
-            base = VARIANTS[variant]
-            spec = WorkerSpec(
-                base.command, {**(base.extra_env or {}), **FRESHNESS_ENV.get(variant, {})}
-            )
+            spec = VARIANTS[variant]
             log(f"   {variant}: {rate:,} events/s for {seconds:.0f} s, 2 workers")
             env = BenchEnv.create(self.settings, self.log_dir)
             env.create_topics()

@@ -133,7 +133,7 @@ def measure_floor(
 
 @dataclass
 class WorkerSpec:
-    """How to start a worker: ``salewatch worker`` or a tuned variant, plus environment."""
+    """How to start a worker (``salewatch worker`` by default) and its extra environment."""
 
     command: tuple[str, ...] = ("-m", "streams.cli", "worker")
     extra_env: dict[str, str] | None = None

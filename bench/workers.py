@@ -3,8 +3,8 @@
 Every measurement gets its own topic prefix, ClickHouse database (migrated) and consumer
 group (``BenchEnv``), like the integration tests, so runs never see each other's data and
 a wedged tansu group id (STACK.md) cannot stall a later run. Workers are real
-``salewatch worker`` processes (or ``bench.tuned_worker`` for Faust-level variants),
-started in their own session and stopped by PID.
+``salewatch worker`` processes (variants differ only in their environment), started in
+their own session and stopped by PID.
 """
 
 from __future__ import annotations
