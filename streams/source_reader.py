@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 
 # printed once the first assignment's state is rebuilt and reading starts
 READY_LINE = "salewatch worker: ready"
+# on SIGTERM, how long to wait for counted events to be stored before stopping
+SHUTDOWN_DRAIN_S = 10.0
 
 # prepares one topic's messages; None when there is nothing to store (orders_by_session)
 Prepare = Callable[[Topic, Sequence[InMessage]], Awaitable[PreparedBatch | None]]
@@ -138,8 +140,25 @@ class SourceReader:
                     async with self.preparing:
                         await self.count_and_queue(polled)
         finally:
-            inserter.cancel()
+            await self.drain_before_stop(inserter)
             await consumer.stop()
+
+    async def drain_before_stop(self, inserter: asyncio.Task[None]) -> None:
+        """On shutdown, store and commit what was counted (at most ``SHUTDOWN_DRAIN_S``).
+
+        What is not stored by then is read again by the next owner (at least once).
+        """
+        if not inserter.done():
+            try:
+                await asyncio.wait_for(self.queue.drained(), SHUTDOWN_DRAIN_S)
+            except TimeoutError:
+                log.warning(
+                    "stopping with %d events not stored in ClickHouse; they will be read again",
+                    self.queue.events,
+                )
+            else:
+                log.info("stopped reading; everything counted is stored and committed")
+        inserter.cancel()
 
     async def count_and_queue(self, polled: dict[TopicPartition, list[Any]]) -> None:
         by_topic: dict[str, list[InMessage]] = defaultdict(list)
