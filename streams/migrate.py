@@ -25,6 +25,33 @@ Conventions for migration files (read this before adding one):
   WITH FILL, toStartOfInterval, JSONExtract, Map and ``DROP … SYNC``; use the
   ``ENGINE = X PARTITION BY … ORDER BY …`` syntax, not old-style engine arguments.
 
+The worker's ClickHouse user (after the migrations, on every run; not a migration):
+
+- With ``SALEWATCH_CLICKHOUSE_WORKER_PASSWORD`` set, ``migrate`` ends by making sure user
+  ``SALEWATCH_CLICKHOUSE_WORKER_USER`` exists with that password and with exactly the rights
+  the worker needs: ``INSERT`` on every table the migrations create (raw and rollup tables;
+  a materialized view's target is among them) and ``SELECT`` on the database (recovery reads
+  raw and rollup tables; the start-up check reads ``system.tables``, which lists the tables
+  a user holds any privilege on). No DDL, ALTER, DROP or access management.
+- Statements: ``CREATE USER IF NOT EXISTS``, ``ALTER USER … IDENTIFIED`` (the setting stays
+  the one source of the password, so changing it and re-running rotates it) and one
+  ``GRANT`` per privilege; all are idempotent. Only the SHA-256 of the password is sent
+  (``IDENTIFIED WITH sha256_hash``); the password and its hash are never printed, logged or
+  put in an error message.
+- Why not a numbered migration: a user and its grants are server state, not schema of the
+  database; the password cannot be in a file whose statements are checksummed and recorded;
+  the grant list must follow the tables, so every new rollup would need a grant migration;
+  and on a server without SQL user management the step must be skipped, which
+  ``schema_migrations`` can only record dishonestly (applied, though nothing was done, so a
+  later upgrade of the server never gets the user) or leave pending forever. So
+  ``schema_migrations`` records schema changes only, each applied once, and this step is
+  re-done (idempotently) by every ``migrate``.
+- Skipped with one line, exit 0: no password set; the migrating user is the worker user;
+  ClickHouse older than 20.4 (no SQL-driven access control, e.g. the local 18.16: the user
+  goes in ``users.xml``); the server refuses ``CREATE USER`` because the migrating user has
+  no ``access_management`` (code 497), there is no writable user directory (code 514, e.g.
+  chdb) or the user is defined in ``users.xml`` (code 495: its rights are set there).
+
 The Python API takes an ``execute`` callable (one SQL string in, result rows out), so the
 same code drives clickhouse-driver (``client.execute``) and chdb (:func:`chdb_executor`).
 """
@@ -42,6 +69,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from pydantic import SecretStr
+
 from streams.clickhouse_client import (
     ClickHouseError,
     checked_executor,
@@ -51,7 +80,7 @@ from streams.clickhouse_client import (
     quiet_driver_logging,
     server_message,
 )
-from streams.settings import ENV_PREFIX, load_settings
+from streams.settings import ENV_PREFIX, Settings, load_settings
 
 Row = Sequence[Any]
 Execute = Callable[[str], Sequence[Row]]
@@ -318,6 +347,171 @@ def apply_migrations(
     return done
 
 
+# ---------------------------------------------------------------------------- worker user
+
+SQL_ACCESS_CONTROL_SINCE = (20, 4)
+"""First ClickHouse release with SQL-driven users that persist (``CREATE USER``, ``GRANT``)."""
+
+ACCESS_DOCS = "docs/reliability.md#security"
+WORKER_PASSWORD_SETTING = f"{ENV_PREFIX}CLICKHOUSE_WORKER_PASSWORD"
+
+_ACCESS_STORAGE_READONLY = 495  # the user exists in users.xml, which SQL cannot change
+_ACCESS_DENIED = 497  # the migrating user lacks access_management (or the right granted)
+_NO_WRITABLE_ACCESS_STORAGE = 514  # no user_directories.local_directory (e.g. chdb)
+_HIDDEN = "<hidden>"
+_CREATE_TABLE = re.compile(
+    r"^CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?\{database\}\.(\w+)", re.IGNORECASE
+)
+
+
+@dataclass(frozen=True)
+class WorkerUser:
+    """The worker's ClickHouse user as configured; ``password`` None means "do not create"."""
+
+    name: str
+    password: SecretStr | None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WorkerUser:
+        return cls(settings.clickhouse_worker_user, settings.clickhouse_worker_password)
+
+
+@dataclass(frozen=True)
+class WorkerUserResult:
+    """What the worker-user step did: ``created`` is False when skipped; ``line`` says why."""
+
+    created: bool
+    line: str
+
+
+class WorkerUserFailed(MigrationError):
+    """A worker-user statement failed for a reason other than missing user management."""
+
+
+def worker_tables(migrations: Iterable[Migration]) -> list[str]:
+    """The tables the migrations create, in version order: the worker's raw and rollup tables.
+
+    Materialized views are left out; their target tables are in the list, since depending
+    on the version (and the view's SQL SECURITY) the worker's INSERT into a view's source
+    table is checked against the worker's INSERT right on the target.
+    """
+    tables: list[str] = []
+    for migration in migrations:
+        for statement in migration.statements:
+            match = _CREATE_TABLE.match(statement)
+            if match and match[1] not in tables:
+                tables.append(match[1])
+    return tables
+
+
+def password_sha256(password: SecretStr) -> str:
+    """Hex SHA-256 of the password: what ``IDENTIFIED WITH sha256_hash BY`` takes."""
+    return hashlib.sha256(password.get_secret_value().encode()).hexdigest()
+
+
+def worker_user_statements(
+    user: str, password_sha256_hex: str, database: str, tables: Sequence[str]
+) -> list[str]:
+    """The statements that give ``user`` exactly the worker's rights; each is idempotent."""
+    identified = f"IDENTIFIED WITH sha256_hash BY {_quote(password_sha256_hex)}"
+    return [
+        f"CREATE USER IF NOT EXISTS {user} {identified}",
+        f"ALTER USER {user} {identified}",
+        f"GRANT SELECT ON {database}.* TO {user}",
+        *(f"GRANT INSERT ON {database}.{table} TO {user}" for table in tables),
+    ]
+
+
+def _version(text: str) -> tuple[int, int] | None:
+    match = re.match(r"(\d+)\.(\d+)", text)
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def _server_code(exc: BaseException) -> int | None:
+    """The ClickHouse error code of a driver error, a :class:`ClickHouseError` or a chdb error."""
+    for candidate in (exc, exc.__cause__):
+        code = getattr(candidate, "code", None)
+        if isinstance(code, int):
+            return code
+    match = re.search(r"Code: (\d+)", str(exc))
+    return int(match[1]) if match else None
+
+
+def ensure_worker_user(
+    execute: Execute,
+    worker: WorkerUser,
+    *,
+    server_version: str,
+    migrating_user: str,
+    database: str,
+    tables: Sequence[str],
+) -> WorkerUserResult:
+    """Create or update the worker user and its grants, or say in one line why not.
+
+    Raises :class:`WorkerUserFailed` (message free of the password and its hash) when a
+    statement fails for another reason than the server lacking user management.
+    """
+    name = f"worker user {worker.name}"
+    if worker.password is None or not worker.password.get_secret_value():
+        return WorkerUserResult(
+            False,
+            f"{name}: skipped, {WORKER_PASSWORD_SETTING} is not set "
+            "(the worker connects as SALEWATCH_CLICKHOUSE_USER)",
+        )
+    if worker.name == migrating_user:
+        return WorkerUserResult(
+            False,
+            f"{name}: skipped, it is the user running migrate ({ENV_PREFIX}CLICKHOUSE_USER); "
+            "run migrate as an administrator to create it",
+        )
+    version = _version(server_version)
+    if version is not None and version < SQL_ACCESS_CONTROL_SINCE:
+        since = ".".join(map(str, SQL_ACCESS_CONTROL_SINCE))
+        return WorkerUserResult(
+            False,
+            f"{name}: skipped, ClickHouse {server_version} has no SQL user management "
+            f"(CREATE USER/GRANT need {since} or later); configure the user in the server's "
+            f"users.xml, see {ACCESS_DOCS}",
+        )
+    secret_hash = password_sha256(worker.password)
+    statements = worker_user_statements(worker.name, secret_hash, database, tables)
+    for number, statement in enumerate(statements, start=1):
+        try:
+            execute(statement)
+        except Exception as exc:
+            code = _server_code(exc)
+            if number == 1 and code == _ACCESS_DENIED:
+                return WorkerUserResult(
+                    False,
+                    f"{name}: skipped, ClickHouse {server_version} refuses CREATE USER to "
+                    f"{migrating_user!r} (no access_management for it); enable it or create "
+                    f"the user by hand, see {ACCESS_DOCS}",
+                )
+            if number == 1 and code == _ACCESS_STORAGE_READONLY:
+                return WorkerUserResult(
+                    False,
+                    f"{name}: skipped, it is defined in the server's users.xml, which SQL "
+                    f"cannot change: its password and rights are set there; see {ACCESS_DOCS}",
+                )
+            if number == 1 and code == _NO_WRITABLE_ACCESS_STORAGE:
+                return WorkerUserResult(
+                    False,
+                    f"{name}: skipped, ClickHouse {server_version} has no writable user "
+                    f"directory (user_directories.local_directory); see {ACCESS_DOCS}",
+                )
+            message = str(exc).replace(secret_hash, _HIDDEN)
+            message = message.replace(worker.password.get_secret_value(), _HIDDEN)
+            verb = " ".join(statement.split()[:2])
+            raise WorkerUserFailed(
+                f"{name}: statement {number} of {len(statements)} ({verb}) failed: {message}"
+            ) from None
+    return WorkerUserResult(
+        True,
+        f"{name}: up to date (password from {WORKER_PASSWORD_SETTING}; SELECT on "
+        f"{database}.*; INSERT on {_plural(len(tables), 'table')}: {', '.join(tables)})",
+    )
+
+
 # ---------------------------------------------------------------------------- engines
 
 
@@ -384,12 +578,23 @@ def run(args: argparse.Namespace) -> int:
     execute = checked_executor(client, settings)
     database = settings.clickhouse_database
     where = f"ClickHouse {version} at {endpoint(settings)}, database {database}"
+    worker = WorkerUser.from_settings(settings)
     try:
         if args.status:
             return _print_status(execute, where, database, migrations)
         if args.dry_run:
-            return _print_dry_run(execute, where, database, migrations)
-        return _apply(execute, where, database, migrations)
+            return _print_dry_run(execute, where, database, migrations, worker)
+        code = _apply(execute, where, database, migrations)
+        result = ensure_worker_user(
+            execute,
+            worker,
+            server_version=version,
+            migrating_user=settings.clickhouse_user,
+            database=database,
+            tables=worker_tables(migrations),
+        )
+        print(result.line)
+        return code
     except (MigrationError, ClickHouseError) as exc:
         _error(str(exc))
         return 1
@@ -430,16 +635,27 @@ def _apply(execute: Execute, where: str, database: str, migrations: Sequence[Mig
 
 
 def _print_dry_run(
-    execute: Execute, where: str, database: str, migrations: Sequence[Migration]
+    execute: Execute,
+    where: str,
+    database: str,
+    migrations: Sequence[Migration],
+    worker: WorkerUser,
 ) -> int:
     todo = pending(migrations, read_applied(execute, database))
     if not todo:
         print(f"{where}: up to date, nothing to apply")
-        return 0
-    print(f"{where}: would apply {_plural(len(todo), 'migration')} (dry run)")
+    else:
+        print(f"{where}: would apply {_plural(len(todo), 'migration')} (dry run)")
     for migration in todo:
         print(f"\n-- {migration.id} ({migration.path})")
         for statement in migration.sql_for(database):
+            print(statement + ";")
+    if worker.password is not None and worker.password.get_secret_value():
+        print(f"\n-- worker user, unless the server has no SQL user management ({ACCESS_DOCS})")
+        shown = f"<sha256 of {WORKER_PASSWORD_SETTING}>"
+        for statement in worker_user_statements(
+            worker.name, shown, database, worker_tables(migrations)
+        ):
             print(statement + ";")
     return 0
 

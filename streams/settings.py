@@ -55,6 +55,15 @@ class Settings(BaseSettings):
     clickhouse_user: str = "default"
     clickhouse_password: SecretStr = SecretStr("")
     clickhouse_database: str = Field("salewatch", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    clickhouse_worker_user: str = Field(
+        "salewatch_worker",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="user `salewatch migrate` creates for the worker (INSERT, SELECT only)",
+    )
+    clickhouse_worker_password: SecretStr | None = Field(
+        None,
+        description="that user's password; unset: migrate creates no worker user",
+    )
 
     prometheus_host: str = "127.0.0.1"
     prometheus_port: int = Field(9090, ge=1, le=65535)

@@ -7,6 +7,7 @@ replaced by the shared stack fixture. Each test migrates its own database.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import socket
 import subprocess
@@ -21,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clickhouse_driver.errors import ServerException
 
 from streams.cli import main
 from streams.clickhouse_client import make_client
 from streams.migrate import DEFAULT_MIGRATIONS_DIR, discover_migrations
 from streams.settings import load_settings
+from streams.worker import check_clickhouse
 
 pytestmark = pytest.mark.integration
 
@@ -56,13 +59,22 @@ CONFIG_XML = """<?xml version="1.0"?>
 </yandex>
 """
 
-# LowCardinality is experimental in 18.16: without this profile setting CREATE TABLE fails
-USERS_XML = """<?xml version="1.0"?>
+WORKER_PASSWORD = "n0t-in-any-output"
+WORKER_DATABASE = "migrate_worker_recipe"
+
+# LowCardinality is experimental in 18.16: without this profile setting CREATE TABLE fails.
+# salewatch_worker is the users.xml recipe of docs/reliability.md#security for servers
+# without SQL user management (18.16 has no per-table INSERT right: one database, no DDL).
+USERS_XML = f"""<?xml version="1.0"?>
 <yandex>
     <profiles>
         <default>
             <allow_experimental_low_cardinality_type>1</allow_experimental_low_cardinality_type>
         </default>
+        <salewatch_worker>
+            <allow_experimental_low_cardinality_type>1</allow_experimental_low_cardinality_type>
+            <allow_ddl>0</allow_ddl>
+        </salewatch_worker>
     </profiles>
     <users>
         <default>
@@ -71,6 +83,13 @@ USERS_XML = """<?xml version="1.0"?>
             <profile>default</profile>
             <quota>default</quota>
         </default>
+        <salewatch_worker>
+            <password_sha256_hex>{hashlib.sha256(WORKER_PASSWORD.encode()).hexdigest()}</password_sha256_hex>
+            <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+            <profile>salewatch_worker</profile>
+            <quota>default</quota>
+            <allow_databases><database>{WORKER_DATABASE}</database></allow_databases>
+        </salewatch_worker>
     </users>
     <quotas><default></default></quotas>
 </yandex>
@@ -171,9 +190,7 @@ def test_migrate_twice_applies_everything_then_nothing(
 
     code, out, err = run(capsys)
     assert (code, err) == (0, "")
-    assert out.strip().endswith(
-        f"up to date at version {MIGRATIONS[-1].version:04d}, nothing to apply"
-    )
+    assert f"up to date at version {MIGRATIONS[-1].version:04d}, nothing to apply\n" in out
 
     assert query(f"SELECT version FROM {database}.schema_migrations ORDER BY version") == [
         (m.version,) for m in MIGRATIONS
@@ -258,6 +275,120 @@ def test_redelivered_event_collapses_with_final(
         ("e-1", 42),
         ("e-2", 11),
     ]
+
+
+def test_worker_user_is_skipped_on_18_16_in_one_line(
+    database: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """18.16 has no CREATE USER/GRANT: migrate still succeeds and says so in its last line."""
+    monkeypatch.setenv("SALEWATCH_CLICKHOUSE_WORKER_PASSWORD", WORKER_PASSWORD)
+    for _ in range(2):  # with migrations to apply, and with none
+        code, out, err = run(capsys)
+        assert (code, err) == (0, "")
+        assert out.splitlines()[-1] == (
+            "worker user salewatch_worker: skipped, ClickHouse 18.16.1 has no SQL user "
+            "management (CREATE USER/GRANT need 20.4 or later); configure the user in the "
+            "server's users.xml, see docs/reliability.md#security"
+        )
+        assert WORKER_PASSWORD not in out
+    assert query(f"SELECT count() FROM {database}.schema_migrations") == [(len(MIGRATIONS),)]
+
+
+def test_worker_user_is_skipped_without_a_password(
+    database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys)
+    assert (code, err) == (0, "")
+    assert out.splitlines()[-1] == (
+        "worker user salewatch_worker: skipped, SALEWATCH_CLICKHOUSE_WORKER_PASSWORD is not "
+        "set (the worker connects as SALEWATCH_CLICKHOUSE_USER)"
+    )
+
+
+def test_dry_run_shows_the_worker_grants_but_no_secret(
+    database: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SALEWATCH_CLICKHOUSE_WORKER_PASSWORD", WORKER_PASSWORD)
+    code, out, err = run(capsys, "--dry-run")
+    assert (code, err) == (0, "")
+    assert (
+        "CREATE USER IF NOT EXISTS salewatch_worker IDENTIFIED WITH sha256_hash BY "
+        "'<sha256 of SALEWATCH_CLICKHOUSE_WORKER_PASSWORD>';"
+    ) in out
+    assert f"GRANT SELECT ON {database}.* TO salewatch_worker;" in out
+    assert f"GRANT INSERT ON {database}.orders_raw TO salewatch_worker;" in out
+    digest = hashlib.sha256(WORKER_PASSWORD.encode()).hexdigest()
+    assert WORKER_PASSWORD not in out and digest not in out
+
+
+DDL_PROHIBITED, DATABASE_ACCESS_DENIED = 392, 291
+
+
+@pytest.mark.parametrize(
+    ("statement", "code"),
+    [
+        pytest.param("CREATE TABLE {db}.x (x UInt8) ENGINE = Log", DDL_PROHIBITED, id="create"),
+        pytest.param("DROP TABLE {db}.orders_raw", DDL_PROHIBITED, id="drop"),
+        pytest.param("ALTER TABLE {db}.orders_raw DELETE WHERE 1", DDL_PROHIBITED, id="alter"),
+        pytest.param("TRUNCATE TABLE {db}.orders_raw", DDL_PROHIBITED, id="truncate"),
+        pytest.param(
+            "SELECT count() FROM {other}.probe", DATABASE_ACCESS_DENIED, id="other database"
+        ),
+    ],
+)
+def test_users_xml_worker_recipe_on_18_16(
+    database: str,
+    statement: str,
+    code: int,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The users.xml worker user of docs/reliability.md passes the worker's start-up check,
+    inserts and reads, and is refused DDL and other databases."""
+    monkeypatch.setenv("SALEWATCH_CLICKHOUSE_DATABASE", WORKER_DATABASE)
+    query(f"DROP DATABASE IF EXISTS {WORKER_DATABASE}")  # one fixed name: allow_databases
+    assert run(capsys)[0] == 0
+    query(f"CREATE DATABASE {database}")
+    query(f"CREATE TABLE {database}.probe (x UInt8) ENGINE = Log")
+    worker_settings = load_settings(
+        clickhouse_user="salewatch_worker", clickhouse_password=WORKER_PASSWORD
+    )
+    assert check_clickhouse(worker_settings) is None
+    client = make_client(worker_settings)
+    try:
+        row = {
+            **common("e-w", 1, datetime(2024, 11, 11, tzinfo=UTC)),
+            **TOPIC_COLUMNS["orders_raw"],
+        }
+        client.execute(f"INSERT INTO orders_raw ({', '.join(row)}) VALUES", [row])
+        assert client.execute("SELECT count() FROM orders_raw FINAL WHERE event_id = 'e-w'") == [
+            (1,)
+        ]
+        with pytest.raises(ServerException) as refused:
+            client.execute(statement.format(db=WORKER_DATABASE, other=database))
+        assert refused.value.code == code
+    finally:
+        client.disconnect()
+    assert query(f"EXISTS TABLE {WORKER_DATABASE}.orders_raw") == [(1,)]
+
+
+def test_users_xml_worker_can_lift_allow_ddl_on_18_16(
+    database: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Measured limit of the 18.16 recipe: allow_ddl=0 guards against mistakes only, since a
+    client may send allow_ddl=1 with its query. Only SQL grants (20.4+) close this."""
+    monkeypatch.setenv("SALEWATCH_CLICKHOUSE_DATABASE", WORKER_DATABASE)
+    query(f"DROP DATABASE IF EXISTS {WORKER_DATABASE}")  # one fixed name: allow_databases
+    assert run(capsys)[0] == 0
+    worker_settings = load_settings(
+        clickhouse_user="salewatch_worker", clickhouse_password=WORKER_PASSWORD
+    )
+    client = make_client(worker_settings)
+    try:
+        client.execute("CREATE TABLE lifted (x UInt8) ENGINE = Log", settings={"allow_ddl": 1})
+    finally:
+        client.disconnect()
+    assert query(f"EXISTS TABLE {WORKER_DATABASE}.lifted") == [(1,)]
 
 
 def test_status_and_dry_run_change_nothing(
