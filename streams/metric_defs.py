@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from streams import labels as lv
+from streams.collector.beacon import BEACON_REJECT_REASONS
 from streams.decode import REJECT_REASONS
 from streams.events import EVENT_TYPES, TOPICS
 from streams.settings import DEFAULT_REGIONS
@@ -38,6 +39,13 @@ ACTIVE_USER_CHANNELS = lv.CHANNELS | {ALL_CHANNELS}
 
 # web-vitals friendly: LCP "good" ≤ 2.5 s, "poor" > 4 s
 PAGE_LOAD_BUCKETS_S = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0, 20.0)
+# Core Web Vitals thresholds are bucket bounds, so "share of good/poor" is exact:
+# INP "good" ≤ 200 ms, "poor" > 500 ms
+INP_BUCKETS_S = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0)
+# CLS (unitless score) "good" ≤ 0.1, "poor" > 0.25
+CLS_BUCKETS = (0.01, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0)
+# TTFB "good" ≤ 0.8 s, "poor" > 1.8 s
+TTFB_BUCKETS_S = (0.1, 0.2, 0.4, 0.8, 1.2, 1.8, 3.0, 5.0, 10.0)
 LAG_BUCKETS_S = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0)
 BATCH_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_SIZE_BUCKETS = (1, 10, 100, 500, 1000, 2000, 5000, 10000, 50000)
@@ -175,6 +183,29 @@ _DEFS: tuple[MetricDef, ...] = (
         PAGE_LOAD_BUCKETS_S,
     ),
     MetricDef(
+        "salewatch_web_vitals_inp_seconds",
+        "histogram",
+        "Interaction to Next Paint (Core Web Vital, measured in the browser) of page_view "
+        "events that carry inp_ms.",
+        (("page_type", lv.PAGE_TYPES), ("channel", lv.CHANNELS)),
+        INP_BUCKETS_S,
+    ),
+    MetricDef(
+        "salewatch_web_vitals_cls",
+        "histogram",
+        "Cumulative Layout Shift score (Core Web Vital, unitless) of page_view events that "
+        "carry cls.",
+        (("page_type", lv.PAGE_TYPES), ("channel", lv.CHANNELS)),
+        CLS_BUCKETS,
+    ),
+    MetricDef(
+        "salewatch_web_vitals_ttfb_seconds",
+        "histogram",
+        "Time to First Byte (measured in the browser) of page_view events that carry ttfb_ms.",
+        (("page_type", lv.PAGE_TYPES), ("channel", lv.CHANNELS)),
+        TTFB_BUCKETS_S,
+    ),
+    MetricDef(
         "salewatch_sessions_started_total",
         "counter",
         "Visits: sessions that reached the funnel step visit, by the session's channel and "
@@ -267,4 +298,46 @@ _DEFS: tuple[MetricDef, ...] = (
     ),
 )
 
+# `salewatch collect`: what happens to beacons before they are events (the worker measures
+# the events themselves); served on the collector's own /metrics
+_COLLECTOR_DEFS: tuple[MetricDef, ...] = (
+    MetricDef(
+        "salewatch_collector_beacons_accepted_total",
+        "counter",
+        "Beacons accepted (valid, within size and rate limits) and merged into a page load.",
+    ),
+    MetricDef(
+        "salewatch_collector_beacons_rejected_total",
+        "counter",
+        "Beacons refused with a 4xx/5xx and no event, by reason (rate_limited: 429, "
+        "too_large: 413, overloaded: 503, the others: 400).",
+        (("reason", BEACON_REJECT_REASONS),),
+    ),
+    MetricDef(
+        "salewatch_collector_beacons_late_total",
+        "counter",
+        "Beacons for a page load whose event was already produced (dropped, 204).",
+    ),
+    MetricDef(
+        "salewatch_collector_page_views_produced_total",
+        "counter",
+        "page_view events handed to the Kafka producer (one per page load).",
+    ),
+    MetricDef(
+        "salewatch_collector_produce_errors_total",
+        "counter",
+        "page_view events the Kafka producer failed to deliver (lost).",
+    ),
+    MetricDef(
+        "salewatch_collector_pending_page_loads",
+        "gauge",
+        "Page loads waiting for their beacons to settle before their event is produced.",
+    ),
+)
+
 METRICS: dict[str, MetricDef] = {d.name: d for d in _DEFS}
+"""The worker's metrics: its ``/metrics`` (``streams.exporter``) and the backtest's series."""
+COLLECTOR_METRICS: dict[str, MetricDef] = {d.name: d for d in _COLLECTOR_DEFS}
+"""The beacon collector's metrics, on its own ``/metrics`` (``streams.collector.metrics``)."""
+ALL_METRICS: dict[str, MetricDef] = {**METRICS, **COLLECTOR_METRICS}
+"""Every name a rule, dashboard or document may use."""

@@ -1,15 +1,20 @@
 """The collector's own metrics, on its own ``/metrics`` (one registry per app).
 
 The worker measures the events (``salewatch_page_load_seconds`` …); the collector measures
-only what happens to beacons before they are events. Every rejection reason is
-pre-declared at zero so that ``rate()`` and alerts see the series before the first one.
+only what happens to beacons before they are events. Names, help and label values are
+declared in ``streams.metric_defs.COLLECTOR_METRICS``; this module only instantiates them.
+Every rejection reason is pre-declared at zero so that ``rate()`` and alerts see the series
+before the first one.
 """
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from streams.collector.beacon import BEACON_REJECT_REASONS, BeaconRejectReason
+from streams.collector.beacon import BeaconRejectReason
+from streams.metric_defs import COLLECTOR_METRICS
+
+REJECTED = "salewatch_collector_beacons_rejected_total"
 
 
 class CollectorMetrics:
@@ -17,39 +22,23 @@ class CollectorMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.accepted = Counter(
-            "salewatch_collector_beacons_accepted",
-            "Beacons accepted (valid, within size and rate limits) and merged into a page load.",
-            registry=self.registry,
-        )
-        self.rejected = Counter(
-            "salewatch_collector_beacons_rejected",
-            "Beacons refused with a 4xx/5xx and no event, by reason.",
-            ["reason"],
-            registry=self.registry,
-        )
-        self.late = Counter(
-            "salewatch_collector_beacons_late",
-            "Beacons for a page load whose event was already produced (dropped, 204).",
-            registry=self.registry,
-        )
-        self.produced = Counter(
-            "salewatch_collector_page_views_produced",
-            "page_view events handed to the Kafka producer (one per page load).",
-            registry=self.registry,
-        )
-        self.produce_errors = Counter(
-            "salewatch_collector_produce_errors",
-            "page_view events the Kafka producer failed to deliver (lost).",
-            registry=self.registry,
-        )
-        self.pending = Gauge(
-            "salewatch_collector_pending_page_loads",
-            "Page loads waiting for their beacons to settle before their event is produced.",
-            registry=self.registry,
-        )
-        for reason in sorted(BEACON_REJECT_REASONS):
+        self.accepted = self._counter("salewatch_collector_beacons_accepted_total")
+        self.rejected = self._counter(REJECTED)
+        self.late = self._counter("salewatch_collector_beacons_late_total")
+        self.produced = self._counter("salewatch_collector_page_views_produced_total")
+        self.produce_errors = self._counter("salewatch_collector_produce_errors_total")
+        pending = COLLECTOR_METRICS["salewatch_collector_pending_page_loads"]
+        self.pending = Gauge(pending.name, pending.help, registry=self.registry)
+        ((_, reasons),) = COLLECTOR_METRICS[REJECTED].labels
+        for reason in sorted(reasons):
             self.rejected.labels(reason)
+
+    def _counter(self, name: str) -> Counter:
+        d = COLLECTOR_METRICS[name]
+        if d.kind != "counter":
+            raise KeyError(f"{name} is not a counter")
+        # prometheus_client appends _total itself
+        return Counter(name.removesuffix("_total"), d.help, d.label_names, registry=self.registry)
 
     def reject(self, reason: BeaconRejectReason) -> None:
         self.rejected.labels(reason).inc()

@@ -17,6 +17,9 @@ Label rules beyond the closed sets:
 * an order ``redeems a coupon`` when ``coupon_code`` is present and not empty.
 * funnel steps and visits use the session's channel (its first event's), every other
   number the event's own channel.
+* a ``page_view``'s load time and Core Web Vitals (``load_ms``, ``inp_ms``, ``cls``,
+  ``ttfb_ms``) are optional: each is observed only when present, and an absent one is not
+  a zero.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from streams.counting.tally import (
     LOAD_MS_SUM,
     PAGE_LOAD_BOUNDS_MS,
     PAGE_LOAD_BUCKETS,
+    VITALS,
     WITH_COUPON,
     Tally,
 )
@@ -50,6 +54,8 @@ ORDER_MEMORY_MS = 30 * 60 * 1000
 
 # the funnel step an event means, by event type (anything else: none)
 ORDER_STEPS = {"order_created": CHECKOUT, "payment_succeeded": PAID, "payment_failed": NO_STEP}
+# (field, bucket bounds, slots: one per bucket + the overflow bucket + the sum) per vital
+_VITAL_SLOTS = tuple((v.field, v.bounds, len(v.bounds) + 2) for v in VITALS.values())
 
 
 def lookup(allowed: Iterable[str]) -> dict[str, str]:
@@ -117,6 +123,16 @@ class Classifier:
                     slots = t.page_loads[load_key] = [0] * (PAGE_LOAD_BUCKETS + 1)
                 slots[bisect_left(PAGE_LOAD_BOUNDS_MS, load_ms)] += 1
                 slots[LOAD_MS_SUM] += load_ms
+            vitals = t.vitals
+            for field, bounds, size in _VITAL_SLOTS:
+                value = e.get(field)
+                if value is not None:
+                    vital_key = (field, page_type, channel)
+                    values = vitals.get(vital_key)
+                    if values is None:
+                        values = vitals[vital_key] = [0.0] * size
+                    values[bisect_left(bounds, value)] += 1
+                    values[-1] += value
             step = DETAIL if page_type == "detail" else VISIT
         self.sessions.touch(e["session_id"], channel, source, e["ts"], step, t)
 

@@ -8,9 +8,17 @@ window, not per event: a tally holds one entry per label set.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-from streams.counting.tally import CENTS, EVENTS, LOAD_MS_SUM, PAGE_LOAD_BUCKETS, WITH_COUPON, Tally
+from streams.counting.tally import (
+    CENTS,
+    EVENTS,
+    LOAD_MS_SUM,
+    PAGE_LOAD_BUCKETS,
+    VITALS,
+    WITH_COUPON,
+    Tally,
+)
 from streams.metric_defs import METRICS
 from streams.totals import HistogramValue, LabelValues, Totals
 
@@ -49,14 +57,15 @@ def add_to_totals(tally: Tally, totals: Totals) -> None:
     if tally.page_loads:
         series = _histogram_series(totals, PAGE_LOAD)
         for labels, slots in tally.page_loads.items():
-            hist = series.get(labels)
-            if hist is None:
-                hist = series[labels] = HistogramValue([0] * PAGE_LOAD_BUCKETS)
-            buckets = hist.bucket_counts
-            for i in range(PAGE_LOAD_BUCKETS):
-                buckets[i] += slots[i]
-            hist.count += sum(slots[:PAGE_LOAD_BUCKETS])
-            hist.sum += slots[LOAD_MS_SUM] / 1000
+            _add_buckets(series, labels, slots[:PAGE_LOAD_BUCKETS], slots[LOAD_MS_SUM] / 1000)
+    for (field, page_type, channel), observed in tally.vitals.items():
+        vital = VITALS[field]
+        _add_buckets(
+            _histogram_series(totals, vital.metric),
+            (page_type, channel),
+            observed[:-1],
+            observed[-1] / vital.per_unit,
+        )
 
 
 def set_active_users(totals: Totals, minutes: int, by_channel: Mapping[str, float]) -> None:
@@ -64,6 +73,23 @@ def set_active_users(totals: Totals, minutes: int, by_channel: Mapping[str, floa
     name = ACTIVE_USER_GAUGES[minutes]
     for channel, users in by_channel.items():
         totals.set(name, (channel,), users)
+
+
+def _add_buckets(
+    series: dict[LabelValues, HistogramValue],
+    labels: LabelValues,
+    counts: Sequence[float],
+    total: float,
+) -> None:
+    """Add per-bucket ``counts`` (whole numbers) and their ``total`` to one series."""
+    hist = series.get(labels)
+    if hist is None:
+        hist = series[labels] = HistogramValue([0] * len(counts))
+    buckets = hist.bucket_counts
+    for i, n in enumerate(counts):
+        buckets[i] += int(n)
+    hist.count += int(sum(counts))
+    hist.sum += total
 
 
 def _histogram_series(totals: Totals, name: str) -> dict[LabelValues, HistogramValue]:

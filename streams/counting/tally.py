@@ -12,17 +12,51 @@ Money is kept in integer cents so that sums are exact (ClickHouse ``Decimal(18, 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TypeVar
 
-from streams.metric_defs import FUNNEL_STEPS, PAGE_LOAD_BUCKETS_S
+from streams.metric_defs import FUNNEL_STEPS, METRICS, PAGE_LOAD_BUCKETS_S
 
 K = TypeVar("K")
+N = TypeVar("N", int, float)
 
 # the page-load histogram in ms: bucket i counts load_ms <= PAGE_LOAD_BOUNDS_MS[i] (and
 # above the previous bound); the last bucket counts everything above the last bound
 PAGE_LOAD_BOUNDS_MS = tuple(round(b * 1000) for b in PAGE_LOAD_BUCKETS_S)
 PAGE_LOAD_BUCKETS = len(PAGE_LOAD_BOUNDS_MS) + 1
 LOAD_MS_SUM = PAGE_LOAD_BUCKETS  # index of the sum of load_ms, after the bucket counts
+
+
+@dataclass(frozen=True, slots=True)
+class Vital:
+    """An optional Core Web Vital field of ``page_view`` events and the histogram it feeds.
+
+    ``bounds`` are the histogram's bucket upper bounds in the field's own unit (ms, or the
+    unitless CLS score), so an event is bucketed without converting it, le-inclusive like
+    Prometheus; ``per_unit`` field units make one unit of the metric (1000 ms = 1 s)."""
+
+    field: str
+    metric: str
+    per_unit: int
+    bounds: tuple[float, ...]
+
+
+def _vital(field: str, metric: str, per_unit: int) -> Vital:
+    buckets = METRICS[metric].buckets
+    bounds = buckets if per_unit == 1 else tuple(round(b * per_unit) for b in buckets)
+    return Vital(field, metric, per_unit, bounds)
+
+
+# LCP is not among them: it is load_ms (the collector copies lcp_ms into it), counted in
+# the page-load histogram and the page_load_1m rollup
+VITALS: dict[str, Vital] = {
+    v.field: v
+    for v in (
+        _vital("inp_ms", "salewatch_web_vitals_inp_seconds", 1000),
+        _vital("cls", "salewatch_web_vitals_cls", 1),
+        _vital("ttfb_ms", "salewatch_web_vitals_ttfb_seconds", 1000),
+    )
+}
 
 # index into the value lists of Tally.orders and Tally.amounts
 EVENTS, CENTS, WITH_COUPON = 0, 1, 2
@@ -42,6 +76,7 @@ class Tally:
         "tickets",
         "users",
         "visits",
+        "vitals",
     )
 
     def __init__(self) -> None:
@@ -49,6 +84,9 @@ class Tally:
         self.page_views: dict[tuple[str, str, str], int] = {}
         # (page_type, channel) -> PAGE_LOAD_BOUNDS_MS bucket counts + [sum of load_ms]
         self.page_loads: dict[tuple[str, str], list[int]] = {}
+        # (vital field, page_type, channel) -> counts per bucket of VITALS[field].bounds
+        # (the last one above them) + [sum of the field's values]
+        self.vitals: dict[tuple[str, str, str], list[float]] = {}
         # (channel, traffic_source) -> sessions started (funnel step visit)
         self.visits: dict[tuple[str, str], int] = {}
         # (channel, traffic_source) -> distinct user_ids with a page_view
@@ -85,6 +123,7 @@ class Tally:
         _add_counts(self.failures, other.failures)
         _add_counts(self.tickets, other.tickets)
         _add_lists(self.page_loads, other.page_loads)
+        _add_lists(self.vitals, other.vitals)
         _add_lists(self.orders, other.orders)
         _add_lists(self.amounts, other.amounts)
         users = self.users
@@ -104,7 +143,7 @@ def _add_counts(mine: dict[K, int], theirs: dict[K, int]) -> None:
         mine[key] = mine.get(key, 0) + n
 
 
-def _add_lists(mine: dict[K, list[int]], theirs: dict[K, list[int]]) -> None:
+def _add_lists(mine: dict[K, list[N]], theirs: dict[K, list[N]]) -> None:
     for key, values in theirs.items():
         current = mine.get(key)
         if current is None:
