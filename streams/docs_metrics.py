@@ -3,8 +3,8 @@
 The document has two parts: one section per business number (what it means, which metric
 and which ClickHouse table/column hold it, a PromQL and an SQL example: :data:`NUMBERS`,
 written by hand here), then a reference of every declared metric (name, type, labels with
-their allowed values, help) and every rollup table, generated from
-``streams.metric_defs.METRICS`` and ``streams.counting.rollups.ROLLUP_COLUMNS``.
+their allowed values, help; the worker's and the beacon collector's) and every rollup table,
+generated from ``streams.metric_defs`` and ``streams.counting.rollups.ROLLUP_COLUMNS``.
 ``tests/unit/test_counting_docs.py`` fails when the committed file is out of date and runs
 every SQL example on ClickHouse (chdb). ``--check`` exits 1 if the file would change.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from streams.counting.funnel import SESSION_TIMEOUT_MS
 from streams.counting.rollups import ROLLUP_COLUMNS
 from streams.counting.tally import PAGE_LOAD_BOUNDS_MS
 from streams.counting.windows import DEFAULT_LATENESS_MS, DEFAULT_SIZE_MS
-from streams.metric_defs import METRICS, MetricDef
+from streams.metric_defs import COLLECTOR_METRICS, METRICS, MetricDef
 
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "metrics.md"
 COMMAND = "python -m streams.docs_metrics"
@@ -255,6 +256,36 @@ NUMBERS: tuple[Number, ...] = (
         "ORDER BY window_start",
     ),
     Number(
+        "Core Web Vitals p75 (LCP, INP, CLS, TTFB)",
+        "The page-speed numbers real browsers report through `salewatch collect` (the "
+        "`web-vitals` library): LCP is the page load time above (the collector sends it as "
+        "`load_ms` and `lcp_ms`); INP (`inp_ms`), CLS (`cls`, unitless) and TTFB "
+        "(`ttfb_ms`) are optional `page_view` fields, observed only when present. Core Web "
+        "Vitals lines, judged at p75 per page type: LCP good ≤ 2.5 s, poor > 4 s; INP good "
+        "≤ 200 ms, poor > 500 ms; CLS good ≤ 0.1, poor > 0.25; TTFB good ≤ 0.8 s, poor "
+        "> 1.8 s. Each line is a bucket bound, so the share of good or poor page views is "
+        "exact. No rollup: ClickHouse keeps them per page view (NULL when not measured, "
+        "which `quantile` skips).",
+        (
+            "salewatch_web_vitals_inp_seconds",
+            "salewatch_web_vitals_cls",
+            "salewatch_web_vitals_ttfb_seconds",
+        ),
+        "`clicks_raw.lcp_ms`, `.inp_ms`, `.cls`, `.ttfb_ms` (Nullable)",
+        "histogram_quantile(0.75, sum by (le, page_type) "
+        "(rate(salewatch_web_vitals_inp_seconds_bucket[5m])))",
+        "SELECT page_type,\n"
+        "    quantile(0.75)(lcp_ms) AS lcp_p75_ms,\n"
+        "    quantile(0.75)(inp_ms) AS inp_p75_ms,\n"
+        "    quantile(0.75)(cls) AS cls_p75,\n"
+        "    quantile(0.75)(ttfb_ms) AS ttfb_p75_ms,\n"
+        "    count(inp_ms) AS inp_measured\n"
+        "FROM salewatch.clicks_raw FINAL\n"
+        "WHERE event_type = 'page_view' AND event_time >= now() - 3600\n"
+        "GROUP BY page_type\n"
+        "ORDER BY page_type",
+    ),
+    Number(
         "Tickets",
         "Support tickets opened and resolved by kind and reason (closed sets, else `other`).",
         ("salewatch_ticket_events_total",),
@@ -316,6 +347,16 @@ def _labels(d: MetricDef) -> str:
     )
 
 
+def _reference(metrics: Mapping[str, MetricDef]) -> list[str]:
+    out = ["| metric | type | labels and allowed values | help |", "|---|---|---|---|"]
+    for d in metrics.values():
+        kind: str = d.kind
+        if d.buckets:
+            kind += " (buckets " + ", ".join(f"{b:g}" for b in d.buckets) + ")"
+        out.append(f"| `{d.name}` | {kind} | {_labels(d)} | {d.help} |")
+    return out
+
+
 def render() -> str:
     """The full text of docs/metrics.md."""
     out = [
@@ -352,17 +393,16 @@ def render() -> str:
             "```",
             "",
         ]
+    out += ["## Metric reference", "", "The worker's `/metrics`.", "", *_reference(METRICS)]
     out += [
-        "## Metric reference",
         "",
-        "| metric | type | labels and allowed values | help |",
-        "|---|---|---|---|",
+        "## Collector metrics",
+        "",
+        "`salewatch collect`'s own `/metrics` (Prometheus job `salewatch-collector`): what "
+        "happens to beacons before they are events.",
+        "",
+        *_reference(COLLECTOR_METRICS),
     ]
-    for d in METRICS.values():
-        kind: str = d.kind
-        if d.buckets:
-            kind += " (buckets " + ", ".join(f"{b:g}" for b in d.buckets) + ")"
-        out.append(f"| `{d.name}` | {kind} | {_labels(d)} | {d.help} |")
     out += [
         "",
         "## Rollup tables",

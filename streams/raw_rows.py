@@ -2,7 +2,9 @@
 
 ``RAW_COLUMNS[topic]`` lists the insert columns of ``<topic>_raw`` in the order that
 ``raw_row`` returns values; the DDL is ``schemas/clickhouse/000N_<topic>_raw.sql``.
-Optional strings absent from an event are stored as ``''``; ``load_ms`` as NULL.
+Optional strings absent from an event are stored as ``''``; absent timings (``load_ms``
+and the Core Web Vitals ``lcp_ms``, ``inp_ms``, ``cls``, ``ttfb_ms``) as NULL: 0 is a real
+CLS, so it cannot mean "not measured" (``0005_clicks_raw_web_vitals.sql``).
 """
 
 from __future__ import annotations
@@ -35,7 +37,18 @@ RAW_TABLE: dict[Topic, str] = {
 }
 
 RAW_COLUMNS: dict[Topic, tuple[str, ...]] = {
-    "clicks": (*COMMON_COLUMNS, "page_type", "item_id", "category", "traffic_source", "load_ms"),
+    "clicks": (
+        *COMMON_COLUMNS,
+        "page_type",
+        "item_id",
+        "category",
+        "traffic_source",
+        "load_ms",
+        "lcp_ms",
+        "inp_ms",
+        "cls",
+        "ttfb_ms",
+    ),
     "carts": (*COMMON_COLUMNS, "item_id", "category", "quantity", "price"),
     "orders": (
         *COMMON_COLUMNS,
@@ -63,6 +76,10 @@ def _clicks(e: dict[str, Any]) -> Row:
         e.get("category", ""),
         e.get("traffic_source", ""),
         e.get("load_ms"),
+        e.get("lcp_ms"),
+        e.get("inp_ms"),
+        e.get("cls"),
+        e.get("ttfb_ms"),
     )
 
 

@@ -27,8 +27,10 @@ from clickhouse_driver.errors import ServerException
 from streams.cli import main
 from streams.clickhouse_client import make_client
 from streams.migrate import DEFAULT_MIGRATIONS_DIR, discover_migrations
+from streams.raw_rows import RAW_COLUMNS, raw_row
 from streams.settings import load_settings
 from streams.worker import check_clickhouse
+from tests.unit.events_factory import DROP, make_event
 
 pytestmark = pytest.mark.integration
 
@@ -247,6 +249,29 @@ TOPIC_COLUMNS: dict[str, dict[str, Any]] = {
     },
     "tickets_raw": {"ticket_id": "t-1", "order_id": "o-1", "kind": "refund", "reason": "damaged"},
 }
+
+
+def test_clicks_raw_stores_web_vitals_null_when_absent(
+    database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Migration 0005 on 18.16: the worker's clicks rows (raw_row) go in with their vitals;
+    an absent vital is NULL, which aggregates skip, and CLS 0.1 is not above 0.1."""
+    assert run(capsys)[0] == 0
+    measured = make_event(
+        "clicks", event_id="e-1", lcp_ms=2100, load_ms=2100, inp_ms=180, cls=0.1, ttfb_ms=95
+    )
+    bare = make_event("clicks", event_id="e-2", load_ms=DROP)
+    rows = [raw_row("clicks", e, 0, n, e["ts"] // 1000) for n, e in enumerate((measured, bare))]
+    query(f"INSERT INTO {database}.clicks_raw ({', '.join(RAW_COLUMNS['clicks'])}) VALUES", rows)
+
+    vitals = "load_ms, lcp_ms, inp_ms, cls, ttfb_ms"
+    assert query(f"SELECT {vitals} FROM {database}.clicks_raw ORDER BY event_id") == [
+        (2100, 2100, 180, 0.1, 95),
+        (None, None, None, None, None),
+    ]
+    assert query(
+        f"SELECT count(inp_ms), avg(inp_ms), countIf(cls > 0.1) FROM {database}.clicks_raw"
+    ) == [(1, 180.0, 0)]
 
 
 @pytest.mark.parametrize("table", RAW_TABLES)
