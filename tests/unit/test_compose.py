@@ -45,6 +45,7 @@ EXPECTED_SERVICES: dict[str, str | None] = {
     "grafana": "grafana/grafana",
     "migrate": None,
     "worker": None,
+    "collector": None,
 }
 ONE_SHOT = {"migrate"}
 LONG_RUNNING = sorted(set(SERVICES) - ONE_SHOT)
@@ -56,6 +57,7 @@ REQUIRED_ORDER = [
     ("worker", "kafka", "service_healthy"),
     ("worker", "clickhouse", "service_healthy"),
     ("worker", "migrate", "service_completed_successfully"),
+    ("collector", "kafka", "service_healthy"),
     ("prometheus", "alertmanager", "service_healthy"),
     ("grafana", "prometheus", "service_healthy"),
     ("grafana", "clickhouse", "service_healthy"),
@@ -372,15 +374,41 @@ def test_prometheus_is_started_with_the_mounted_config() -> None:
     assert _mount_target("prometheus", "./deploy/prometheus/prometheus.yml") == config
 
 
+def _job(prometheus: dict[str, Any], name: str) -> dict[str, Any]:
+    (job,) = [j for j in prometheus["scrape_configs"] if j["job_name"] == name]
+    return job
+
+
+def test_prometheus_scrapes_exactly_the_worker_and_the_collector(
+    prometheus: dict[str, Any],
+) -> None:
+    from streams.stack.configs import COLLECTOR_JOB, PROMETHEUS_JOB
+
+    jobs = [j["job_name"] for j in prometheus["scrape_configs"]]
+    assert sorted(jobs) == sorted([PROMETHEUS_JOB, COLLECTOR_JOB]), "the local stack's jobs"
+
+
 def test_prometheus_scrapes_the_worker_every_5s(prometheus: dict[str, Any]) -> None:
     from streams.stack.configs import PROMETHEUS_JOB
 
-    (job,) = prometheus["scrape_configs"]
+    job = _job(prometheus, PROMETHEUS_JOB)
     port = _env("worker")["SALEWATCH_METRICS_PORT"]
     assert job["job_name"] == PROMETHEUS_JOB, "rules select the job the local stack uses"
     assert job["static_configs"] == [{"targets": [f"worker:{port}"]}]
     assert job["scrape_interval"] == prometheus["global"]["scrape_interval"] == "5s"
     assert f"127.0.0.1:{port}:{port}" in SERVICES["worker"]["ports"]
+
+
+def test_prometheus_scrapes_the_collector_every_5s(prometheus: dict[str, Any]) -> None:
+    from streams.stack.configs import COLLECTOR_JOB
+
+    job = _job(prometheus, COLLECTOR_JOB)
+    port = _env("collector")["SALEWATCH_COLLECTOR_PORT"]
+    assert job["static_configs"] == [{"targets": [f"collector:{port}"]}]
+    assert job["scrape_interval"] == "5s"
+    assert _env("collector")["SALEWATCH_COLLECTOR_HOST"] == "0.0.0.0", "reachable by Prometheus"
+    assert SERVICES["collector"]["command"] == ["collect"]
+    assert f"127.0.0.1:{port}:{port}" in SERVICES["collector"]["ports"]
 
 
 def test_prometheus_loads_the_repo_rules(prometheus: dict[str, Any]) -> None:

@@ -56,13 +56,36 @@ def _file(spec: ServiceSpec, name: str) -> str:
 
 def test_prometheus_scrapes_every_target_as_job_salewatch(settings: Settings) -> None:
     config = yaml.safe_load(configs.render_prometheus_yml(settings, REPO_ROOT))
-    (job,) = config["scrape_configs"]
+    job, _collector = config["scrape_configs"]
     assert job["job_name"] == "salewatch"
     assert job["scrape_interval"] == "7s"
     assert job["static_configs"] == [
         {"targets": ["127.0.0.1:19208", "127.0.0.1:19209", "127.0.0.1:19210"]}
     ]
     assert config["global"] == {"scrape_interval": "7s", "evaluation_interval": "7s"}
+
+
+@pytest.mark.parametrize(
+    ("host", "target"),
+    [
+        pytest.param("127.0.0.1", "127.0.0.1:19110", id="loopback: as configured"),
+        pytest.param("0.0.0.0", "127.0.0.1:19110", id="every interface: over loopback"),
+        pytest.param("10.0.0.5", "10.0.0.5:19110", id="one interface: that address"),
+        pytest.param("::", "127.0.0.1:19110", id="every IPv6 interface: over loopback"),
+        pytest.param("fd00::5", "[fd00::5]:19110", id="IPv6 address: in brackets"),
+    ],
+)
+def test_prometheus_scrapes_the_collector_as_its_own_job(
+    settings: Settings, host: str, target: str
+) -> None:
+    settings = settings.model_copy(update={"collector_host": host, "collector_port": 19110})
+    config = yaml.safe_load(configs.render_prometheus_yml(settings, REPO_ROOT))
+    _workers, job = config["scrape_configs"]
+    assert job == {
+        "job_name": "salewatch-collector",
+        "scrape_interval": "7s",
+        "static_configs": [{"targets": [target]}],
+    }
 
 
 def test_prometheus_loads_repo_rules_by_absolute_glob(settings: Settings) -> None:
