@@ -30,8 +30,15 @@ Query = cogbuilder.Builder[cogvariants.Dataquery]
 Item = dashboard_builders.Row | cogbuilder.Builder[dm.Panel]
 P = TypeVar("P", stat.Panel, timeseries.Panel, table.Panel, bargauge.Panel)
 
+# Core Web Vitals lines as threshold steps: green "good", orange "needs improvement", red
+# "poor". Grafana starts a colour at its step (≥) where web.dev's "good" includes the line
+# (≤): only a value exactly on a line is coloured one step worse.
 # web vitals LCP: good up to 2.5 s, poor above 4 s
 LOAD_TIME_STEPS = ((None, "green"), (2.5, "orange"), (4.0, "red"))
+# INP: good up to 200 ms, poor above 500 ms
+INP_STEPS = ((None, "green"), (0.2, "orange"), (0.5, "red"))
+# CLS (unitless): good up to 0.1, poor above 0.25
+CLS_STEPS = ((None, "green"), (0.1, "orange"), (0.25, "red"))
 
 
 def prom(expr: str, legend: str = "", *, instant: bool = False) -> prometheus.Dataquery:

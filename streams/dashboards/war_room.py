@@ -2,7 +2,8 @@
 
 Top to bottom: sales broken down live as visitors × conversion × average order value; the
 funnel per step; GMV and orders per minute against the same time last week; payment
-success by method; page speed p75 by page type; tickets; firing alerts; pipeline freshness.
+success by method; tickets; page speed (Core Web Vitals p75 by page type, against their
+"good" and "poor" lines); firing alerts; pipeline freshness.
 Panel titles are referred to by ``alerts/runbook.md``: rename both together.
 """
 
@@ -12,6 +13,8 @@ from grafana_foundation_sdk.builders import dashboard as dashboard_builders
 from grafana_foundation_sdk.models import dashboard as dm
 
 from streams.dashboards.panels import (
+    CLS_STEPS,
+    INP_STEPS,
     LOAD_TIME_STEPS,
     Item,
     assemble,
@@ -183,9 +186,9 @@ def _orders() -> list[Item]:
     ]
 
 
-def _payments_and_experience() -> list[Item]:
+def _payments_and_tickets() -> list[Item]:
     return [
-        dashboard_builders.Row("Payments, page speed, tickets"),
+        dashboard_builders.Row("Payments, tickets, active users"),
         time_series_panel(
             "Payment success by method",
             [
@@ -206,19 +209,6 @@ def _payments_and_experience() -> list[Item]:
             stack=True,
         ),
         time_series_panel(
-            "Page load p75 by page type",
-            [
-                prom(
-                    "page_type:salewatch_page_load_seconds:p75_rate2m",
-                    "{{page_type}}",
-                )
-            ],
-            unit="s",
-            w=8,
-            steps=LOAD_TIME_STEPS,
-            description="LCP p75; web vitals: good ≤ 2.5 s, poor > 4 s.",
-        ),
-        time_series_panel(
             "Tickets opened per minute by kind",
             [prom("kind:salewatch_tickets_opened:rate5m * 60", "{{kind}}")],
             unit="short",
@@ -232,7 +222,7 @@ def _payments_and_experience() -> list[Item]:
                 prom(":salewatch_tickets_per_paid_order:ratio_baseline", "baseline"),
             ],
             unit="percentunit",
-            w=8,
+            w=12,
             description="Tickets of the last 5 minutes / orders paid in the last hour.",
         ),
         time_series_panel(
@@ -242,9 +232,58 @@ def _payments_and_experience() -> list[Item]:
                 prom('channel:salewatch_active_users_15m:sum{channel="all"}', "all (15 min)"),
             ],
             unit="short",
-            w=8,
+            w=12,
             description="Distinct users with a page view in the last closed minute "
             "(published when the minute closes, up to 3 minutes late).",
+        ),
+    ]
+
+
+def _page_speed() -> list[Item]:
+    return [
+        dashboard_builders.Row("Page speed from real browsers (Core Web Vitals p75)"),
+        time_series_panel(
+            "Page load p75 by page type",
+            [prom("page_type:salewatch_page_load_seconds:p75_rate2m", "{{page_type}}")],
+            unit="s",
+            w=6,
+            steps=LOAD_TIME_STEPS,
+            description="LCP p75 over 2 minutes; web vitals: good ≤ 2.5 s, poor > 4 s. "
+            "SalePageSpeedDegraded pages for detail and checkout pages.",
+        ),
+        time_series_panel(
+            "Interaction (INP) p75 by page type",
+            [prom("page_type:salewatch_web_vitals_inp_seconds:p75_rate5m", "{{page_type}}")],
+            unit="s",
+            w=6,
+            steps=INP_STEPS,
+            description="Interaction to Next Paint p75 over 5 minutes; good ≤ 200 ms, poor "
+            "> 500 ms (SaleInteractionSlow pages). Reported when a page is hidden: it trails "
+            "the page loads by minutes.",
+        ),
+        time_series_panel(
+            "Layout shift (CLS) p75 by page type",
+            [prom("page_type:salewatch_web_vitals_cls:p75_rate5m", "{{page_type}}")],
+            unit="none",
+            w=6,
+            steps=CLS_STEPS,
+            description="Cumulative Layout Shift p75 over 5 minutes; good ≤ 0.1, poor > 0.25 "
+            "(SaleLayoutUnstable opens a ticket).",
+        ),
+        time_series_panel(
+            "Beacons per minute by outcome",
+            [
+                prom(
+                    "sum(rate(salewatch_collector_beacons_accepted_total[5m])) * 60",
+                    "accepted",
+                ),
+                prom("reason:salewatch_collector_beacons_rejected:rate5m * 60", "{{reason}}"),
+                prom(":salewatch_collector_page_views_produced:rate1m * 60", "page views out"),
+            ],
+            unit="short",
+            w=6,
+            description="What the beacon collector (salewatch collect) does with browsers' "
+            "beacons; refusals by reason (BeaconRejectionsHigh above 10 %).",
         ),
     ]
 
@@ -328,5 +367,12 @@ def dashboard() -> dm.Dashboard:
             .keep_time(True)
         )
     )
-    sections = (_sales, _funnel, _orders, _payments_and_experience, _alerts_and_pipeline)
+    sections = (
+        _sales,
+        _funnel,
+        _orders,
+        _payments_and_tickets,
+        _page_speed,
+        _alerts_and_pipeline,
+    )
     return assemble(board, [item for section in sections for item in section()])

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from streams.metric_defs import METRICS
+from streams.metric_defs import ALL_METRICS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ALERTS_DIR = REPO_ROOT / "alerts"
@@ -42,6 +42,13 @@ REQUIRED_ALERTS = {
     "DeadLetterRateHigh",
     "ClickHouseWritesFailing",
 }
+# issue 9: Core Web Vitals from real browsers and the collector that receives them
+REQUIRED_ALERTS |= {
+    "SaleInteractionSlow",
+    "SaleLayoutUnstable",
+    "BeaconCollectorDown",
+    "BeaconRejectionsHigh",
+}
 RECORD_NAME = re.compile(r"^[a-z_]*:[a-z0-9_]+:[a-z0-9_]+$")
 # a metric name, not followed by "(" (a function) and not a label/keyword position
 IDENTIFIER = re.compile(r"(?<![\w:\"'.])([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?!\s*\()")
@@ -62,6 +69,8 @@ PROMQL_WORDS = {
     "nan",
 }
 HISTOGRAM_SUFFIXES = ("_bucket", "_count", "_sum")
+# series Prometheus makes itself for every scrape target
+PROMETHEUS_SERIES = {"up"}
 
 
 def promtool() -> str:
@@ -201,12 +210,12 @@ def test_every_name_used_is_declared_or_recorded(rule: dict[str, Any]) -> None:
     for name in referenced_names(rule["expr"]):
         if ":" in name:
             assert name in RECORD_NAMES, f"{name}: no such recording rule"
-        else:
+        elif name not in PROMETHEUS_SERIES:
             base = name
             for suffix in HISTOGRAM_SUFFIXES:
-                if name.endswith(suffix) and name.removesuffix(suffix) in METRICS:
+                if name.endswith(suffix) and name.removesuffix(suffix) in ALL_METRICS:
                     base = name.removesuffix(suffix)
-            assert base in METRICS, f"{name}: not declared in streams/metric_defs.py"
+            assert base in ALL_METRICS, f"{name}: not declared in streams/metric_defs.py"
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: str(r.get("record") or r.get("alert")))
@@ -268,3 +277,15 @@ def test_every_alert_has_the_required_promtool_cases(alert: str) -> None:
     assert spikes and not any(f for _, f in spikes), f"{alert}: the sale spike must not fire"
     boundary = [(f, q) for n, f, q in cases if CASE_KINDS["for: boundary"].search(n)]
     assert any(f and q for f, q in boundary), f"{alert}: both sides of for: in one case"
+
+
+def test_job_selectors_name_jobs_that_prometheus_scrapes() -> None:
+    """``up{job=…}`` of a job no config scrapes would never fire (local stack and compose)."""
+    from streams.stack.configs import COLLECTOR_JOB, PROMETHEUS_JOB
+
+    deploy = yaml.safe_load((REPO_ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    compose_jobs = {job["job_name"] for job in deploy["scrape_configs"]}
+    assert compose_jobs == {PROMETHEUS_JOB, COLLECTOR_JOB}
+    selected = {job for rule in RULES for job in re.findall(r'job="([^"]+)"', rule["expr"])}
+    assert selected, "BeaconCollectorDown selects the collector's job"
+    assert selected <= compose_jobs

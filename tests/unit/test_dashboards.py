@@ -35,7 +35,7 @@ from streams.dashboards import clickhouse, push
 from streams.dashboards.sql import expand_macros
 from streams.dashboards_cli import register
 from streams.events import Topic
-from streams.metric_defs import METRICS
+from streams.metric_defs import ALL_METRICS
 from streams.raw_rows import RAW_COLUMNS, RAW_TABLE, raw_row
 from tests.unit.events_factory import make_event
 from tests.unit.test_alert_rules import RECORD_NAMES, referenced_names
@@ -216,7 +216,7 @@ def test_panels_read_declared_metrics_and_recorded_rules(where: str, expr: str) 
             assert name in RECORD_NAMES, f"{where}: no recording rule {name}"
         else:
             base = re.sub(r"_(bucket|count|sum)$", "", name)
-            assert name in METRICS or base in METRICS, f"{where}: undeclared {name}"
+            assert name in ALL_METRICS or base in ALL_METRICS, f"{where}: undeclared {name}"
 
 
 # ------------------------------------------------------------------ SQL on current ClickHouse
