@@ -221,6 +221,25 @@ def post_beacon(endpoint: str, body: bytes) -> int:
         return int(exc.code)
 
 
+VITAL_HISTOGRAMS = {
+    "inp": "salewatch_web_vitals_inp_seconds",
+    "cls": "salewatch_web_vitals_cls",
+    "ttfb": "salewatch_web_vitals_ttfb_seconds",
+}
+
+
+def vitals(text: str) -> dict[tuple[str, str, str], float]:
+    """(vital, page type, count|sum) -> value on the worker's /metrics, channel web."""
+    return {
+        (vital, page_type, part): metric_value(
+            text, f"{name}_{part}", page_type=page_type, channel="web"
+        )
+        for vital, name in VITAL_HISTOGRAMS.items()
+        for page_type in ("detail", "search")
+        for part in ("count", "sum")
+    }
+
+
 def beacon(page_load_id: str, **fields: Any) -> bytes:
     body = {
         "page_load_id": page_load_id,
@@ -318,6 +337,7 @@ def test_browser_beacon_reaches_kafka_and_the_worker(isolated: Settings, tmp_pat
         count_before = metric_value(before, "salewatch_page_load_seconds_count", **labels)
         sum_before = metric_value(before, "salewatch_page_load_seconds_sum", **labels)
         fast_before = metric_value(before, "salewatch_page_load_seconds_bucket", le="1.0", **labels)
+        vitals_before = vitals(before)
 
         with shop_page(endpoint) as shop:
             browse(shop, tmp_path / "chromium-profile")
@@ -380,6 +400,31 @@ def test_browser_beacon_reaches_kafka_and_the_worker(isolated: Settings, tmp_pat
         assert load_s == pytest.approx(page_view["load_ms"] / 1000)
         fast_after = metric_value(after, "salewatch_page_load_seconds_bucket", le="1.0", **labels)
         assert fast_after == fast_before, "a 1.5 s load is not in the ≤ 1 s bucket"
+
+        # and its other vitals in theirs; the scripted search page views carry only TTFB
+        # (other sessions, other partitions: they may be counted a little later)
+        scripted = ("ttfb", "search", "count")
+        after = wait_until(
+            worker.metrics_text,
+            lambda text: vitals(text)[scripted] >= vitals_before[scripted] + len(passed),
+            20,
+            "the worker to count the scripted page views",
+        )
+        moved = {k: v - vitals_before[k] for k, v in vitals(after).items()}
+        assert moved.pop(("inp", "detail", "count")) == 1
+        assert moved.pop(("inp", "detail", "sum")) == pytest.approx(page_view["inp_ms"] / 1000)
+        assert moved.pop(("cls", "detail", "count")) == 1
+        assert moved.pop(("cls", "detail", "sum")) == pytest.approx(page_view["cls"])
+        assert moved.pop(("ttfb", "detail", "count")) == 1
+        assert moved.pop(("ttfb", "search", "count")) == len(passed)
+        assert moved.pop(("ttfb", "search", "sum")) == pytest.approx(0.042 * len(passed))
+        assert moved == {
+            ("ttfb", "detail", "sum"): pytest.approx(page_view["ttfb_ms"] / 1000),
+            ("inp", "search", "count"): 0,
+            ("inp", "search", "sum"): 0,
+            ("cls", "search", "count"): 0,
+            ("cls", "search", "sum"): 0,
+        }
 
         collected = collector.metrics_text()
         for reason in ("too_large", "wrong_type", "malformed_json", "rate_limited"):
