@@ -1,11 +1,12 @@
 """Drill-down: the raw events in ClickHouse, for questions the metrics cannot answer.
 
 GMV and orders by hour, channel, category and region; top items; ticket reasons; payment
-failures by reason. Every query reads the raw tables with ``FINAL`` (a redelivered event
-counts once) and runs on ClickHouse 18.16 (the local stack) and current ClickHouse
-(docker-compose): no window functions, no ``toStartOfInterval``, only the plugin macros
-``$__timeFilter`` / ``$__fromTime`` / ``$__toTime`` (``streams.dashboards.sql``). Tables are
-unqualified: the data source's default database is ``salewatch``.
+failures by reason; Core Web Vitals p75 of page views measured in browsers. Every query
+reads the raw tables with ``FINAL`` (a redelivered event counts once) and runs on
+ClickHouse 18.16 (the local stack) and current ClickHouse (docker-compose): no window
+functions, no ``toStartOfInterval``, only the plugin macros ``$__timeFilter`` /
+``$__fromTime`` / ``$__toTime`` (``streams.dashboards.sql``). Tables are unqualified: the
+data source's default database is ``salewatch``.
 Category, as in the ``salewatch_order_amount_total`` metric, is the top-level category of
 an order's first item.
 """
@@ -102,6 +103,25 @@ WHERE event_type IN ('payment_succeeded', 'payment_failed') AND $__timeFilter(ev
 GROUP BY payment_method
 ORDER BY failed DESC"""
 
+# page views that carry any vital (the collector's, or an SDK's); NULL = not measured, which
+# quantile() skips, so each p75 is over the page views that measured that vital
+WEB_VITALS_BY_PAGE_TYPE = """SELECT
+    page_type,
+    channel,
+    count() AS measured_page_views,
+    quantile(0.75)(lcp_ms) AS lcp_p75_ms,
+    quantile(0.75)(inp_ms) AS inp_p75_ms,
+    round(quantile(0.75)(cls), 3) AS cls_p75,
+    quantile(0.75)(ttfb_ms) AS ttfb_p75_ms,
+    round(countIf(inp_ms > 500) / count(inp_ms), 3) AS inp_poor_share,
+    round(countIf(cls > 0.25) / count(cls), 3) AS cls_poor_share
+FROM clicks_raw FINAL
+WHERE event_type = 'page_view'
+  AND (lcp_ms IS NOT NULL OR inp_ms IS NOT NULL OR cls IS NOT NULL OR ttfb_ms IS NOT NULL)
+  AND $__timeFilter(event_time)
+GROUP BY page_type, channel
+ORDER BY measured_page_views DESC"""
+
 
 def dashboard() -> dm.Dashboard:
     board = (
@@ -150,5 +170,13 @@ def dashboard() -> dm.Dashboard:
             table_panel("Ticket reasons", [ch_table(TICKET_REASONS)], w=12, h=10),
             table_panel("Payment failures by reason", [ch_table(PAYMENT_FAILURES)], w=12),
             table_panel("Payment success by method", [ch_table(PAYMENT_SUCCESS_BY_METHOD)], w=12),
+            dashboard_builders.Row("Page speed from real browsers"),
+            table_panel(
+                "Core Web Vitals p75 by page type and channel",
+                [ch_table(WEB_VITALS_BY_PAGE_TYPE)],
+                w=24,
+                description="Per page view, from clicks_raw. Good / poor: LCP 2500 / 4000 ms, "
+                "INP 200 / 500 ms, CLS 0.1 / 0.25, TTFB 800 / 1800 ms.",
+            ),
         ],
     )

@@ -243,6 +243,11 @@ def seed_events(
                     event_id=f"cc-{i}",
                     page_type="checkout",
                     load_ms=900 + 500 * i,
+                    # the Core Web Vitals of a page view measured in the browser
+                    lcp_ms=900 + 500 * i,
+                    inp_ms=120 + 100 * i,
+                    cls=0.05 * i,
+                    ttfb_ms=80 + 40 * i,
                     **base,
                 ),
             ),
