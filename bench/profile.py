@@ -4,7 +4,9 @@
 most samples, self (the leaf frame) and inclusive (anywhere on the stack, counted once per
 sample); ``--categories FILE...`` prints, per profile, the share of samples of each part
 of the worker (:data:`CATEGORIES`: the first marker found walking from the leaf up wins)
-— how RESULTS.md shows where a worker's time goes.
+— how RESULTS.md shows where a worker's time goes. The Faust categories are for the
+profiles of the worker before the batch reader (Faust agents), kept for comparison.
+Profiles are recorded by ``python -m bench.record_profile``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from pathlib import Path
 
 # "process 123:"python -m streams.cli worker";thread (0x7f..);frame (file:line);... count"
 _FRAME = re.compile(r"^(?P<func>.+?) \((?P<file>[^:()]+)(?::\d+)?\)$")
-IDLE = ("select (selectors.py", "poll (selectors.py", "_run_once (asyncio", "run (uvloop")
+# helper threads that py-spy samples while they wait (it cannot tell their waits from
+# work): the thread pool of the ClickHouse inserts between inserts, and the /metrics server
+IDLE_HELPERS = "idle helper threads (insert pool, /metrics server): share of all samples"
 
 
 def frame_name(frame: str) -> str:
@@ -61,8 +65,21 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("salewatch: decode + validate", ("valid_events", "decode_message", "validate_event")),
     ("salewatch: counting (Pipeline)", ("Pipeline.process", "Pipeline.close_windows")),
     ("salewatch: raw rows", ("raw_row",)),
-    ("salewatch: rest of the chain", ("BatchProcessor.handle", "CountLocally.__call__")),
-    ("salewatch: agent glue (app.py)", ("_agent_body",)),
+    (
+        "salewatch: rest of the chain",
+        (
+            "BatchProcessor.handle",
+            "BatchProcessor.prepare",
+            "CountLocally.__call__",
+            "count_orders",
+        ),
+    ),
+    (
+        "salewatch: Kafka producer (dead letters, orders_by_session)",
+        ("forward_by_session", "send_dead_letters", "Producer.send", "Sender."),
+    ),
+    ("salewatch: reader and insert queue", ("SourceReader.", "InsertQueue.")),
+    ("salewatch: agent glue (app.py, before the reader)", ("_agent_body",)),
     ("/metrics rendering", ("TextRenderer", "generate_latest", "TotalsCollector")),
     (
         "Faust: conductor (per message)",
@@ -84,7 +101,10 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 
 def categorize(text: str) -> tuple[Counter[str], int]:
-    """Samples per :data:`CATEGORIES` entry (``other`` for the rest), and the total."""
+    """Samples per :data:`CATEGORIES` entry (``other`` for the rest), and their total.
+
+    Samples of waiting helper threads go to :data:`IDLE_HELPERS` and not into the total.
+    """
     shares: Counter[str] = Counter()
     total = 0
     for line in text.splitlines():
@@ -92,10 +112,22 @@ def categorize(text: str) -> tuple[Counter[str], int]:
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        total += count
         names = [frame_name(f) for f in stack.split(";")]
+        if _idle_helper(names):
+            shares[IDLE_HELPERS] += count
+            continue
+        total += count
         shares[_category(names)] += count
     return shares, total
+
+
+def _idle_helper(names: list[str]) -> bool:
+    leaf = names[-1]
+    waiting_pool = leaf.startswith("_worker (futures/thread.py)")
+    waiting_server = leaf.startswith("_PollLikeSelector.select") and any(
+        n.startswith("BaseServer.serve_forever") for n in names
+    )
+    return waiting_pool or waiting_server
 
 
 def _category(names: list[str]) -> str:
@@ -122,11 +154,15 @@ def main() -> None:
     args = parser.parse_args()
     if args.categories:
         results = [categorize(read(path)) for path in args.categories]
-        names = [*(c for c, _ in CATEGORIES), "other"]
+        names = [*(c for c, _ in CATEGORIES), "other", IDLE_HELPERS]
         print("| part | " + " | ".join(p.name.split(".")[0] for p in args.categories) + " |")
         print("|---|" + "---:|" * len(args.categories))
         for name in names:
-            cells = [f"{100 * shares[name] / max(total, 1):.1f} %" for shares, total in results]
+            # the shares are of the busy samples; the idle helpers' of all samples
+            cells = []
+            for shares, total in results:
+                base = total + shares[IDLE_HELPERS] if name == IDLE_HELPERS else total
+                cells.append(f"{100 * shares[name] / max(base, 1):.1f} %")
             print(f"| {name} | " + " | ".join(cells) + " |")
         return
     own, inclusive, total = summarize(read(args.file), args.thread or None)
