@@ -24,7 +24,7 @@ from typing import IO, Any, Protocol
 import orjson
 
 from streams.events import MAX_BATCH_EVENTS, TOPICS
-from streams.producer import EventProducer, ProducerError, ensure_topics
+from streams.producer import ALL_TOPICS, EventProducer, ProducerError, ensure_topics
 from streams.settings import Settings, load_settings
 from streams.simulation import (
     INCIDENT_KINDS,
@@ -265,17 +265,19 @@ class FileSink:
 
 
 class KafkaSink:
-    """Sends events (or SDK-style arrays of clicks) with ``EventProducer``."""
+    """Sends events (or SDK-style arrays of clicks) with ``EventProducer`` to the Kafka
+    topics the worker of the same settings reads (``SALEWATCH_TOPIC_PREFIX``)."""
 
-    def __init__(self, producer: EventProducer, batch: int) -> None:
+    def __init__(self, producer: EventProducer, batch: int, settings: Settings) -> None:
         self.producer = producer
         self.batch = batch
+        self.topic_names = {t: settings.kafka_topic(t) for t in TOPICS}
         self.messages = 0
 
     def write(self, events: Iterator[SimEvent]) -> None:
-        send = self.producer.send
+        send, names = self.producer.send, self.topic_names
         for msg in to_messages(events, self.batch):
-            send(msg.topic, msg.key, msg.value)
+            send(names[msg.topic], msg.key, msg.value)
             self.messages += 1
 
 
@@ -428,9 +430,14 @@ def run(args: argparse.Namespace) -> int:
             bootstrap = settings.kafka_bootstrap
             for warning in event_time_warnings(config, args.speed, settings, now_ms()):
                 print(f"salewatch simulate: warning: {warning}", file=sys.stderr)
-            ensure_topics(bootstrap, settings.topic_partitions, connect_timeout_s=CONNECT_TIMEOUT_S)
+            ensure_topics(
+                bootstrap,
+                settings.topic_partitions,
+                [settings.kafka_topic(t) for t in ALL_TOPICS],
+                connect_timeout_s=CONNECT_TIMEOUT_S,
+            )
             producer = EventProducer(bootstrap, connect_timeout_s=CONNECT_TIMEOUT_S)
-            sink = KafkaSink(producer, max(1, args.batch))
+            sink = KafkaSink(producer, max(1, args.batch), settings)
             target = f"Kafka {bootstrap}"
         try:
             sink.write(progress.track(generate(config, seed)))
