@@ -105,6 +105,10 @@ class SourceReader:
         self.preparing = asyncio.Lock()  # held while a fetch is being counted and queued
         self.consumer: AIOKafkaConsumer | None = None
         self.ready = False
+        # set while the current assignment's state is rebuilt and reading may go on
+        self.assignment_ready = asyncio.Event()
+        self.generation = 0  # assignments completed
+        self.sought: dict[TopicPartition, int] = {}  # this assignment's seeks
 
     def make_consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
@@ -135,10 +139,16 @@ class SourceReader:
             while True:
                 if inserter.done():
                     inserter.result()  # an inserter crash stops the worker, not silently
+                await self.assignment_ready.wait()
+                generation = self.generation
                 polled = await consumer.getmany(timeout_ms=within_ms, max_records=max_records)
-                if polled:
-                    async with self.preparing:
-                        await self.count_and_queue(polled)
+                if not polled:
+                    continue
+                if generation != self.generation or not self.assignment_ready.is_set():
+                    self.hand_back(consumer, polled)
+                    continue
+                async with self.preparing:
+                    await self.count_and_queue(polled)
         finally:
             await self.drain_before_stop(inserter)
             await consumer.stop()
@@ -159,6 +169,24 @@ class SourceReader:
             else:
                 log.info("stopped reading; everything counted is stored and committed")
         inserter.cancel()
+
+    def hand_back(
+        self, consumer: AIOKafkaConsumer, polled: dict[TopicPartition, list[Any]]
+    ) -> None:
+        """Uncount nothing, re-read later: records fetched while a rebalance ran.
+
+        aiokafka assigns the new partitions before the rebalance listener rebuilds their
+        state, so a fetch can return records of the new assignment, from the committed
+        offset, before the rebuild and its seeks are done. Counting them then would put
+        them into the state the rebuild replaces (lost) or count stored events again;
+        instead each still-assigned partition is sought back to the first record handed
+        back, or to where the rebuild sought it, whichever is further.
+        """
+        owned = consumer.assignment()
+        for tp, records in polled.items():
+            if records and tp in owned:
+                consumer.seek(tp, max(records[0].offset, self.sought.get(tp, 0)))
+        log.info("re-reading %d partition(s) fetched during a rebalance", len(polled))
 
     async def count_and_queue(self, polled: dict[TopicPartition, list[Any]]) -> None:
         by_topic: dict[str, list[InMessage]] = defaultdict(list)
@@ -215,6 +243,7 @@ class SourceReader:
             log.warning("committing offsets of %d partition(s) failed: %s", len(mine), exc)
 
     async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.assignment_ready.clear()
         if not revoked:
             return
         async with self.preparing:
@@ -233,26 +262,28 @@ class SourceReader:
                 offset = next_offsets.get((route.topic, tp.partition))
                 if offset is not None:
                     wanted[tp] = offset
-        if wanted:
-            await self.seek_past_stored(consumer, wanted)
+        self.sought = await self.seek_past_stored(consumer, wanted) if wanted else {}
+        self.generation += 1
+        self.assignment_ready.set()
         if not self.ready:
             self.ready = True
             print(f"{READY_LINE} ({len(assigned)} partitions)", flush=True)
 
     async def seek_past_stored(
         self, consumer: AIOKafkaConsumer, wanted: dict[TopicPartition, int]
-    ) -> None:
+    ) -> dict[TopicPartition, int]:
         """Seek each partition to the offset after the newest one ClickHouse holds.
 
         Only forward of the group's committed offset. When the group has no committed
         offset and the partition is shorter than ClickHouse says, the log is not the one
         stored (a broker that lost its data recreated the topic): the partition is read
-        from its start, not from an offset that would skip its new events.
+        from its start, not from an offset that would skip its new events. Returns the
+        seeks made.
         """
         committed = {tp: await consumer.committed(tp) for tp in wanted}
         unknown = [tp for tp, off in committed.items() if off is None]
         ends = await consumer.end_offsets(unknown) if unknown else {}
-        moved = 0
+        sought: dict[TopicPartition, int] = {}
         for tp, offset in wanted.items():
             known = committed[tp]
             if known is not None and offset <= known:
@@ -266,9 +297,18 @@ class SourceReader:
                 )  # fmt: skip
                 continue
             consumer.seek(tp, offset)
-            moved += 1
-        if moved:
-            log.info("resuming %d partition(s) after the offsets stored in ClickHouse", moved)
+            sought[tp] = offset
+        if sought:
+            log.info(
+                "resuming %d partition(s) after the offsets stored in ClickHouse, past the"
+                " group's committed offsets: %s",
+                len(sought),
+                ", ".join(
+                    f"{tp.topic}[{tp.partition}] {committed[tp]}→{off}"
+                    for tp, off in sorted(sought.items())
+                ),
+            )
+        return sought
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
