@@ -7,10 +7,12 @@ worker's agents call them; the ClickHouse sink and the dead-letter sender are no
 ``--repeat`` passes, each on a fresh pipeline.
 
 It only uses APIs that older revisions have too, so the gain of each hot-path commit can
-be measured by putting that revision's ``streams`` first on the path:
+be measured by putting that revision's ``streams`` first on the path. Run it from outside
+the checkout: ``python -m`` puts the current directory first on ``sys.path``, so from the
+repository root the checkout's own ``streams`` would be measured instead:
 
     git archive REV streams | tar -x -C /tmp/rev
-    PYTHONPATH=/tmp/rev:. python -m bench.chain
+    cd /tmp && PYTHONPATH=/tmp/rev:/path/to/salewatch python -m bench.chain
 """
 
 from __future__ import annotations
