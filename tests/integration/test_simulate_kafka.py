@@ -150,9 +150,15 @@ def run_simulate(bootstrap: str, tmp_path: Path, *args: str) -> tuple[int, dict[
 
 
 @pytest.fixture(autouse=True)
-def _restore_bootstrap(monkeypatch: pytest.MonkeyPatch) -> None:
-    # run_simulate sets it; monkeypatch puts the old value back after the test
-    monkeypatch.delenv("SALEWATCH_KAFKA_BOOTSTRAP", raising=False)
+def _restore_bootstrap() -> Iterator[None]:
+    # run_simulate points the environment at this test's broker; later tests (and the
+    # session's stack settings, if loaded after this) must see the original again
+    saved = os.environ.get("SALEWATCH_KAFKA_BOOTSTRAP")
+    yield
+    if saved is None:
+        os.environ.pop("SALEWATCH_KAFKA_BOOTSTRAP", None)
+    else:
+        os.environ["SALEWATCH_KAFKA_BOOTSTRAP"] = saved
 
 
 def test_simulate_writes_exactly_its_summary_to_kafka(broker: str, tmp_path: Path) -> None:
