@@ -16,9 +16,11 @@ before it the alert could not page in the first 10 minutes of history at all).
 Pass: ``SalePaymentFailureSpike{payment_method="alipay"}`` is firing in Prometheus and
 reaches the webhook within bounds derived from the rule and the stack's configuration
 (``for:``, evaluation and scrape intervals, ``group_wait``); no other business alert starts
-during the drill. Control, in the same run: just before the incident the alert's condition
-is evaluable (enough attempts, a baseline) and not met — so the incident, not a cold start
-or another test's leftovers, makes it page.
+once the outage runs (one that starts in the normal traffic before it is printed, not
+counted: a worker another test just stopped makes SaleOrdersStalled pend for a few
+minutes, whatever this drill does). Control, in the same run: just before the incident
+the alert's condition is evaluable (enough attempts, a baseline) and not met — so the
+incident, not a cold start or another test's leftovers, makes it page.
 
 Measured: from a cold start pending +45 s, firing +106 s, at the webhook +115 s after the
 incident start; a drill repeated within the hour has the previous outage in its baseline
@@ -304,7 +306,8 @@ class Observed:
     delivered_at: float | None = None
     delivered: dict[str, Any] | None = None
     receiver: str | None = None
-    others: dict[str, dict[str, Any]] = field(default_factory=dict)
+    others: dict[str, dict[str, Any]] = field(default_factory=dict)  # started in the outage
+    before: set[str] = field(default_factory=set)  # started in the lead, not the drill's doing
     interference: set[str] = field(default_factory=set)  # other workers counting payments
 
 
@@ -336,7 +339,14 @@ def watch(
                         seen.firing_at = now
                         timeline.mark(now, "firing in Prometheus (seen by a 1 s poll)")
                 elif labels.get("category") == "business" and key(labels) not in already_active:
-                    seen.others.setdefault(key(labels), alert)
+                    if epoch(alert["activeAt"]) >= timeline.incident_at:
+                        seen.others.setdefault(key(labels), alert)
+                    elif key(labels) not in seen.before:
+                        seen.before.add(key(labels))
+                        timeline.mark(
+                            epoch(alert["activeAt"]),
+                            f"{key(labels)} active before the incident (not counted)",
+                        )
         for _, payload in list(received):
             for alert in payload["alerts"]:
                 if (
