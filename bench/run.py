@@ -167,7 +167,7 @@ class Runner:
         return [n for n in names if chosen is None or n in chosen]
 
     def variants(self) -> dict[str, Any]:
-        names = [] if self.quick else [v for v in VARIANTS if v != "worker"]
+        names = [] if self.quick else [v for v in VARIANTS if v != "worker" and "probe" not in v]
         return {name: self.worker_run(name, workers=1) for name in self.wanted(names)}
 
     def scaleout(self) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 ``worker`` is ``salewatch worker`` exactly as shipped (the batch reader of
 ``streams.source_reader``, uvloop, Faust's consumer and sensors off). The other entries
 change only settings the worker reads from its environment, so they need no code of their
-own: each answers one question the results ask about the shipped reader.
+own: each answers one question the results ask about the shipped reader. The memory probe
+runs the unchanged worker with a logging thread (``bench.probed_worker``).
 """
 
 from __future__ import annotations
@@ -15,11 +16,15 @@ VARIANTS: dict[str, WorkerSpec] = {
     # fetches of up to 80,000 records (4 × batch size) and inserts of up to 80,000 rows:
     # how much of the per-event cost is per fetch / per insert rather than per event
     "worker+batch-20k": WorkerSpec(extra_env={"SALEWATCH_BATCH_SIZE": "20000"}),
+    # the shipped worker logging its largest containers every 20 s (memory step only:
+    # ``--memory-variant worker+memory-probe``)
+    "worker+memory-probe": WorkerSpec(("-m", "bench.probed_worker", "20")),
 }
 
 DESCRIPTIONS: dict[str, str] = {
     "worker": "salewatch worker as shipped (batch reader, uvloop)",
     "worker+batch-20k": "as shipped, SALEWATCH_BATCH_SIZE=20000 (default 5000)",
+    "worker+memory-probe": "as shipped, logging its largest containers",
 }
 
 # freshness runs: (variant, load events/s, seconds held), full and quick
