@@ -173,7 +173,7 @@ class SourceReader:
     def hand_back(
         self, consumer: AIOKafkaConsumer, polled: dict[TopicPartition, list[Any]]
     ) -> None:
-        """Uncount nothing, re-read later: records fetched while a rebalance ran.
+        """Give back, uncounted, records fetched while a rebalance ran: they are read again.
 
         aiokafka assigns the new partitions before the rebalance listener rebuilds their
         state, so a fetch can return records of the new assignment, from the committed
