@@ -7,9 +7,6 @@ ClickHouse accepted the rows. Topics carry raw bytes: decoding and validation ar
 a malformed message becomes a dead letter, never a crashed worker. Faust runs the app: the
 1-second window timer, the producer (dead letters, ``orders_by_session``), start and stop.
 
-Broker timeouts follow ``../shared/STACK.md``: the local tansu broker makes group joins
-wait about half the session timeout, so a short session timeout keeps start-up near 3 s.
-
 At every assignment the counting state of the assigned partitions is rebuilt from
 ClickHouse (``streams.recovery``) before their events are counted.
 """
@@ -58,11 +55,6 @@ def create_app(settings: Settings) -> faust.App:
         broker=broker_url(settings.kafka_bootstrap),
         value_serializer="raw",
         key_serializer="raw",
-        topic_partitions=settings.topic_partitions,
-        broker_session_timeout=6,
-        broker_heartbeat_interval=1,
-        broker_rebalance_timeout=6,
-        consumer_auto_offset_reset="earliest",
         web_enabled=False,
         datadir=str(datadir),
         store="memory://",

@@ -1,8 +1,10 @@
 """``salewatch worker``: run the Faust worker and serve ``/metrics``.
 
 Start-up order: settings (a bad one exits 2 with the setting's name) → ClickHouse reachable
-and migrated (else exit 1 with one line) → ``/metrics`` on ``SALEWATCH_METRICS_HOST:PORT``
-(a taken port exits 1 naming the setting) → Faust worker (consumes until SIGTERM/SIGINT).
+and migrated (else exit 1 with one line) → Kafka reachable (retried, ``streams.kafka_ready``)
+→ topics created if missing → ``/metrics`` on ``SALEWATCH_METRICS_HOST:PORT`` (a taken port
+exits 1 naming the setting) → the Faust app with the batch reader
+(``streams.source_reader``; consumes until SIGTERM/SIGINT).
 """
 
 from __future__ import annotations
