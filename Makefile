@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 
-.PHONY: install lint test demo demo-stop stack-up stack-down benchmarks schemas
+.PHONY: install lint test demo demo-stop drill stack-up stack-down benchmarks schemas
 
 install:  ## Python package with dev tools (services are installed by `salewatch stack up`)
 	$(PIP) install --quiet --disable-pip-version-check -e '.[dev]'
@@ -20,6 +20,9 @@ demo: install  ## a simulated sale on the local stack with live metrics
 
 demo-stop:
 	bash scripts/demo.sh stop
+
+drill: install  ## a payment outage at real speed on the local stack, paging to a webhook (~9 min)
+	bash scripts/drill.sh
 
 stack-up: install
 	salewatch stack up
