@@ -16,6 +16,14 @@ of this synthetic data decompresses to ~10 MB per partition). Clicks go in SDK a
 up to 10 events to get through 10M events in minutes; that changes no state a worker
 keeps per event. RSS is read from ``/proc/<pid>/status`` once the worker has stored
 every event up to the checkpoint and a few timer ticks have passed.
+
+**Concurrent sessions** are ``CONCURRENT_SESSIONS`` (2,000), not the throughput
+workload's 20,000: at this event-time rate (~420 events/s) a session of 20,000 concurrent
+ones gets an event every ~48 s, so an SDK array of its 10 events spanned ~8 minutes of
+event time, and every event older than the window lateness behind the newest was counted
+late (seen: ~75 % of the events late — sessions and windows then held a fraction of
+their real size). With 2,000 a session's events are ~5 s apart, as from one browser.
+Each reading also records the share of late events so far (``late_share``).
 """
 
 from __future__ import annotations
@@ -28,11 +36,12 @@ from typing import Any
 
 from bench import kafka_io
 from bench.throughput import WorkerSpec
-from bench.workers import BenchEnv, MachineLoad, WorkerProc, events_done
+from bench.workers import BenchEnv, MachineLoad, WorkerProc, events_done, metric_sum
 from bench.workload import Message, Workload, WorkloadConfig
 from streams.settings import Settings
 
 FIRST_CHECKPOINT_SPAN_S = 2400
+CONCURRENT_SESSIONS = 2_000
 SETTLE_S = 3.0
 MAX_ARRAY = 10
 BACKLOG = 200_000
@@ -45,6 +54,13 @@ def _stream(workload: Workload, total: int, start_ms: int, rate: float) -> Itera
     for i in range(total):
         yield from workload.next_messages(start_ms + int(i * step))
     yield from workload.flush()
+
+
+def late_share(metrics: str) -> float:
+    """Share of the valid events so far that were counted late, from a /metrics text."""
+    late = metric_sum(metrics, "salewatch_events_late_total")
+    valid = metric_sum(metrics, "salewatch_events_valid_total")
+    return round(late / valid, 4) if valid else 0.0
 
 
 def measure(
@@ -61,7 +77,14 @@ def measure(
     total = max(checkpoints)
     rate = checkpoints[0] / FIRST_CHECKPOINT_SPAN_S
     start_ms = int(time.time() * 1000) - int(total / rate * 1000) - 60_000
-    workload = Workload(WorkloadConfig(users=users, max_array=MAX_ARRAY, seed=11))
+    workload = Workload(
+        WorkloadConfig(
+            users=users,
+            max_array=MAX_ARRAY,
+            seed=11,
+            concurrent_sessions=CONCURRENT_SESSIONS,
+        )
+    )
     stream = _stream(workload, total, start_ms, rate)
     env = BenchEnv.create(base, log_dir, window_clock="event")
     env.create_topics()
@@ -100,8 +123,9 @@ def measure(
                     time.sleep(0.5)
             time.sleep(SETTLE_S)
             rss = worker.rss_mb()
-            readings.append({"events": produced, "rss_mb": round(rss, 1)})
-            log(f"    after {produced:,} events: RSS {rss:.0f} MiB")
+            late = late_share(worker.metrics_text())
+            readings.append({"events": produced, "rss_mb": round(rss, 1), "late_share": late})
+            log(f"    after {produced:,} events: RSS {rss:.0f} MiB, {late:.1%} counted late")
     finally:
         worker.stop()
         env.cleanup()

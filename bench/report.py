@@ -152,7 +152,15 @@ FRESHNESS_HEADER = [
 
 def memory_rows(results: dict[str, Any]) -> list[Row]:
     m = results.get("memory", {})
-    return [[_fmt(r["events"]), _fmt(r["rss_mb"], 1)] for r in m.get("readings", [])]
+    return [
+        [_fmt(r["events"]), _fmt(r["rss_mb"], 1), _late(r.get("late_share"))]
+        for r in m.get("readings", [])
+    ]
+
+
+def _late(share: float | None) -> str:
+    # older results did not record it
+    return "–" if share is None else f"{100 * share:.1f} %"
 
 
 def targets(results: dict[str, Any]) -> list[Row]:
@@ -251,7 +259,8 @@ def table(results: dict[str, Any], markdown: bool = False) -> str:
             f"memory: {m['distinct_users']:,} distinct users, {m['sessions']:,} sessions, "
             f"{m['event_time_span_h']} h of event time"
         )
-        parts.append(_render(["events", "worker RSS MiB"], memory_rows(results), markdown))
+        header = ["events", "worker RSS MiB", "counted late"]
+        parts.append(_render(header, memory_rows(results), markdown))
     parts.append(_render(["target", "measured", "verdict"], targets(results), markdown))
     return "\n\n".join(parts)
 
