@@ -17,13 +17,27 @@ up to 10 events to get through 10M events in minutes; that changes no state a wo
 keeps per event. RSS is read from ``/proc/<pid>/status`` once the worker has stored
 every event up to the checkpoint and a few timer ticks have passed.
 
-**Concurrent sessions** are ``CONCURRENT_SESSIONS`` (2,000), not the throughput
-workload's 20,000: at this event-time rate (~420 events/s) a session of 20,000 concurrent
-ones gets an event every ~48 s, so an SDK array of its 10 events spanned ~8 minutes of
-event time, and every event older than the window lateness behind the newest was counted
-late (seen: ~75 % of the events late — sessions and windows then held a fraction of
-their real size). With 2,000 a session's events are ~5 s apart, as from one browser.
-Each reading also records the share of late events so far (``late_share``).
+Two things would make the worker count most of the replay late (only stored, not
+counted: sessions and windows would then hold a fraction of their real size), so each
+reading records the share of late events so far (``late_share``):
+
+* **where event time lies**: a worker that starts on an empty database with the event
+  clock takes the wall clock as "now" for its state rebuild (``streams.recovery``) and
+  treats every window older than ``MAX_CATCH_UP_MS`` (1 h) before it as closed. The
+  stream therefore starts ``START_BEFORE_NOW_S`` (30 min) before the worker and runs
+  into the future (6.7 h for 10M events; events up to ``max_future_s``, 24 h, ahead are
+  valid). Seen with a stream that ended at the start instead: 100 % late up to the last
+  hour of event time;
+* **how far production runs ahead**: the event clock is the newest event time of any
+  partition, and the reader does not drain all 20 partitions evenly, so the events of a
+  chunk produced at once can be read minutes of event time apart. ``BACKLOG`` (40,000:
+  chunks of 20,000 events, ~50 s of event time) keeps that below the lateness. Seen
+  with 200,000 (chunks of 4 minutes): 32–55 % of the events late;
+* **concurrent sessions**: ``CONCURRENT_SESSIONS`` (2,000), not the throughput workload's
+  20,000: at this event-time rate (~420 events/s) a session of 20,000 gets an event every
+  ~48 s, so an SDK array of its 10 events would span ~8 minutes of event time, older
+  than the window lateness behind the newest event. With 2,000 a session's events are
+  ~5 s apart, as from one browser.
 """
 
 from __future__ import annotations
@@ -41,10 +55,11 @@ from bench.workload import Message, Workload, WorkloadConfig
 from streams.settings import Settings
 
 FIRST_CHECKPOINT_SPAN_S = 2400
+START_BEFORE_NOW_S = 1800
 CONCURRENT_SESSIONS = 2_000
 SETTLE_S = 3.0
 MAX_ARRAY = 10
-BACKLOG = 200_000
+BACKLOG = 40_000
 
 Log = Callable[[str], None]
 
@@ -76,7 +91,7 @@ def measure(
     spec = spec or WorkerSpec()
     total = max(checkpoints)
     rate = checkpoints[0] / FIRST_CHECKPOINT_SPAN_S
-    start_ms = int(time.time() * 1000) - int(total / rate * 1000) - 60_000
+    start_ms = int(time.time() * 1000) - START_BEFORE_NOW_S * 1000
     workload = Workload(
         WorkloadConfig(
             users=users,
