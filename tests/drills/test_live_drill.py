@@ -8,12 +8,13 @@ port the stack's Prometheus scrapes → the project's rules in ``alerts/`` → A
 the webhook of alerts/alertmanager.yml (127.0.0.1:5001, received here).
 
 Timeline (~5.5 minutes in all): normal traffic for ``LEAD_S`` (the 2-minute rates fill),
-then ``payment_outage:alipay`` until the page arrives. The worker starts cold: with no
+then ``payment_outage:METHOD`` until the page arrives (alipay or wechat_pay, see
+``DRILL_METHODS``). The worker starts cold: with no
 trailing hour in Prometheus, ``SalePaymentFailureSpike`` compares the method with the other
 methods over the same 2 minutes (``ratio_rate2m_others``, the rule's cold-start baseline;
 before it the alert could not page in the first 10 minutes of history at all).
 
-Pass: ``SalePaymentFailureSpike{payment_method="alipay"}`` is firing in Prometheus and
+Pass: ``SalePaymentFailureSpike{payment_method=METHOD}`` is firing in Prometheus and
 reaches the webhook within bounds derived from the rule and the stack's configuration
 (``for:``, evaluation and scrape intervals, ``group_wait``); no other business alert starts
 once the outage runs. One that pends or fires already in the normal traffic before it is
@@ -69,10 +70,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 REPO = Path(__file__).resolve().parents[2]
 ALERT = "SalePaymentFailureSpike"
-METHOD = "alipay"
-# base events/s, flat (no diurnal curve, no spike): ~70 alipay payment attempts per 2
-# minutes normally and ~90 in the outage (shoppers retry), the rule needs 20; the other
-# methods together ~80, their baseline needs 20.
+# the failing method: of these two (enough attempts at RATE for the guard), the one whose
+# trailing hour holds no earlier drill's outage, or the lesser one (each drill's outage
+# lowers its method's baseline for an hour, and so delays the next page)
+DRILL_METHODS = ("alipay", "wechat_pay")
+# base events/s, flat (no diurnal curve, no spike): per 2 minutes ~70 alipay and ~55
+# wechat_pay payment attempts normally, more in an outage (shoppers retry); the rule needs
+# 20, and the other methods' baseline 20 of theirs.
 RATE = 100
 # One region, so that the counters have few label sets: Prometheus' rate() cannot count
 # the first increment of a series it has not seen before, and a cold worker at a small rate
@@ -83,8 +87,6 @@ LEAD_S = 120  # normal traffic first: the 2-minute rates and the guard are full
 SIM_DURATION_S = 600  # the simulator is stopped once the page has arrived
 SEED = 7
 SLACK_S = 15.0  # process start-up, Kafka/worker batching, HTTP
-INCIDENT = f"payment_outage:{METHOD}@{LEAD_S}s+{SIM_DURATION_S - LEAD_S}s"
-SELECTOR = f'{{payment_method="{METHOD}"}}'
 RATIO_RECORD = "payment_method:salewatch_payment_success:ratio_rate2m"
 BASELINE_RECORD = "payment_method:salewatch_payment_success:ratio_baseline"
 TRAILING_RECORD = "payment_method:salewatch_payment_success:ratio_trailing1h"
@@ -177,7 +179,7 @@ class Timeline:
 
 
 @contextmanager
-def running_simulator(settings: Settings, log_path: Path) -> Iterator[int]:
+def running_simulator(settings: Settings, log_path: Path, drill: Drill) -> Iterator[int]:
     """``salewatch simulate`` at real speed from now (yields the simulated start, epoch
     ms), the outage from ``LEAD_S`` on; interrupted (it flushes first) on exit."""
     start_ms = time.time_ns() // 1_000_000
@@ -189,7 +191,7 @@ def running_simulator(settings: Settings, log_path: Path) -> Iterator[int]:
         "--no-diurnal",
         "--no-spike",
         f"--seed={SEED}",
-        f"--incident={INCIDENT}",
+        f"--incident={drill.incident}",
         "--quiet",
     ]
     with log_path.open("wb") as log:
@@ -223,8 +225,30 @@ def key(labels: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
-def is_ours(labels: dict[str, str]) -> bool:
-    return labels.get("alertname") == ALERT and labels.get("payment_method") == METHOD
+@dataclass(frozen=True)
+class Drill:
+    """The payment method this run takes down."""
+
+    method: str
+
+    @property
+    def incident(self) -> str:
+        return f"payment_outage:{self.method}@{LEAD_S}s+{SIM_DURATION_S - LEAD_S}s"
+
+    @property
+    def selector(self) -> str:
+        return f'{{payment_method="{self.method}"}}'
+
+    def ours(self, labels: dict[str, str]) -> bool:
+        return labels.get("alertname") == ALERT and labels.get("payment_method") == self.method
+
+
+def pick_drill(settings: Settings) -> Drill:
+    def baseline(method: str) -> float:
+        value = one_value(settings, f'{TRAILING_RECORD}{{payment_method="{method}"}}')
+        return 2.0 if value is None else value
+
+    return Drill(max(DRILL_METHODS, key=baseline))
 
 
 def epoch(rfc3339: str) -> float:
@@ -312,6 +336,7 @@ class Observed:
 
 
 def watch(
+    drill: Drill,
     settings: Settings,
     received: list[tuple[str, dict[str, Any]]],
     timeline: Timeline,
@@ -328,12 +353,12 @@ def watch(
             seen.interference.update(other_payment_workers(settings))
             for alert in prometheus_alerts(settings):
                 labels = alert["labels"]
-                if is_ours(labels):
+                if drill.ours(labels):
                     if seen.pending_at is None:
                         seen.pending_at = epoch(alert["activeAt"])
                         timeline.mark(
                             seen.pending_at,
-                            f"{ALERT}{{payment_method={METHOD}}} pending in Prometheus",
+                            f"{ALERT}{{payment_method={drill.method}}} pending in Prometheus",
                         )
                     if alert["state"] == "firing" and seen.firing_at is None:
                         seen.firing_at = now
@@ -344,7 +369,7 @@ def watch(
             for alert in payload["alerts"]:
                 if (
                     alert["status"] == "firing"
-                    and is_ours(alert["labels"])
+                    and drill.ours(alert["labels"])
                     and epoch(alert["startsAt"]) >= timeline.incident_at - SLACK_S
                 ):
                     seen.delivered, seen.receiver = alert, payload["receiver"]
@@ -379,27 +404,28 @@ def business_alerts_before(settings: Settings, timeline: Timeline, active: set[s
         time.sleep(min(2.0, max(0.0, timeline.incident_at - 3 - time.time())))
 
 
-def control_sample(settings: Settings, timeline: Timeline) -> Control:
+def control_sample(drill: Drill, settings: Settings, timeline: Timeline) -> Control:
     """Sampled 3 s before the incident: the condition must be evaluable and false."""
     time.sleep(max(0.0, timeline.incident_at - 3 - time.time()))
     expr = business_alert_rule()["expr"]
     control = Control(
-        attempts_2m=one_value(settings, f"{ATTEMPTS_RECORD}{SELECTOR} * 120"),
-        ratio=one_value(settings, f"{RATIO_RECORD}{SELECTOR}"),
-        baseline=one_value(settings, f"{BASELINE_RECORD}{SELECTOR}"),
+        attempts_2m=one_value(settings, f"{ATTEMPTS_RECORD}{drill.selector} * 120"),
+        ratio=one_value(settings, f"{RATIO_RECORD}{drill.selector}"),
+        baseline=one_value(settings, f"{BASELINE_RECORD}{drill.selector}"),
         baseline_from=(
             "its trailing hour"
-            if one_value(settings, f"{TRAILING_RECORD}{SELECTOR}") is not None
+            if one_value(settings, f"{TRAILING_RECORD}{drill.selector}") is not None
             else "the other methods (cold start)"
         ),
         condition_met=any(
-            r["metric"].get("payment_method") == METHOD for r in prometheus_query(settings, expr)
+            r["metric"].get("payment_method") == drill.method
+            for r in prometheus_query(settings, expr)
         ),
-        alert_active=any(is_ours(a["labels"]) for a in prometheus_alerts(settings)),
+        alert_active=any(drill.ours(a["labels"]) for a in prometheus_alerts(settings)),
     )
     timeline.mark(
         time.time(),
-        f"control: {control.attempts_2m or 0:.0f} {METHOD} attempts per 2 min, success"
+        f"control: {control.attempts_2m or 0:.0f} {drill.method} attempts per 2 min, success"
         f" {control.ratio or 0:.0%}, baseline {control.baseline or 0:.0%} from"
         f" {control.baseline_from}; condition met: {control.condition_met}",
     )
@@ -426,6 +452,7 @@ def log_tails(tmp_path: Path) -> str:
 
 
 def run_drill(
+    drill: Drill,
     settings: Settings,
     received: list[tuple[str, dict[str, Any]]],
     tmp_path: Path,
@@ -437,16 +464,16 @@ def run_drill(
     try:
         with (
             running_worker(settings, tmp_path / "worker.log"),
-            running_simulator(settings, tmp_path / "simulate.log") as start_ms,
+            running_simulator(settings, tmp_path / "simulate.log", drill) as start_ms,
         ):
             timeline = Timeline(incident_at=start_ms / 1000 + LEAD_S)
             timeline.mark(start_ms / 1000, f"simulate started (seed {SEED}, {RATE} events/s)")
             # fail now rather than watch for minutes without a valid control
             business_alerts_before(settings, timeline, already_active)
-            assert_control(control_sample(settings, timeline), tmp_path)
-            timeline.mark(timeline.incident_at, f"incident {INCIDENT} starts")
+            assert_control(control_sample(drill, settings, timeline), tmp_path)
+            timeline.mark(timeline.incident_at, f"incident {drill.incident} starts")
             deadline = timeline.incident_at + bounds.firing_s + bounds.delivered_s
-            seen = watch(settings, received, timeline, already_active, deadline)
+            seen = watch(drill, settings, received, timeline, already_active, deadline)
             if seen.delivered is not None:
                 delivered.append(seen.delivered)
     finally:
@@ -475,14 +502,15 @@ def test_payment_outage_pages_through_alertmanager_at_real_speed(
     with urllib.request.urlopen(f"{settings.alertmanager_url}/api/v2/alerts/groups") as resp:
         group_exists = any(g["labels"].get("alertname") == ALERT for g in json.loads(resp.read()))
     bounds = live_bounds(settings, group_exists)
+    drill = pick_drill(settings)
     already_active = {
         key(a["labels"])
         for a in prometheus_alerts(settings)
         if a["labels"].get("category") == "business"
     }
     with capsys.disabled():
-        print(f"\nlive drill: {INCIDENT} at {RATE} events/s; bounds {bounds}", flush=True)
-        seen, timeline = run_drill(settings, webhook, tmp_path, bounds, already_active)
+        print(f"\nlive drill: {drill.incident} at {RATE} events/s; bounds {bounds}", flush=True)
+        seen, timeline = run_drill(drill, settings, webhook, tmp_path, bounds, already_active)
         print(timeline.render(), flush=True)
 
     context = timeline.render() + (
@@ -501,7 +529,7 @@ def test_payment_outage_pages_through_alertmanager_at_real_speed(
     )
     assert seen.delivered_at - seen.firing_at <= bounds.delivered_s, context
     labels = seen.delivered["labels"]
-    assert labels["payment_method"] == METHOD
+    assert labels["payment_method"] == drill.method
     assert labels["severity"] == "page" and labels["category"] == "business"
     assert seen.receiver == "pager"
     assert (
