@@ -138,21 +138,8 @@ def test_raw_tables_hold_every_event_exactly_once(outcome: Outcome) -> None:
     assert outcome.counts["carts_raw"][:2] == (outcome.n_carts, outcome.n_carts)
 
 
-FLAKY_ROLLUP_BUG = (
-    "intermittent (3 of 4 two-kill runs here; never with no kill): the 1-2 windows open at a "
-    "kill are stored short while the raw tables are exact. Seen: orders only, one window "
-    "short by 135 of 600 (late 0), and carts+orders short (carts 4926/6000, orders "
-    "4871/6000) with ~2,200 events counted as late after the restart. The rebuild replays "
-    "the right raw events (log: '2508 events replayed'); suspects: the orders_by_session hop "
-    "(forwarded but not yet counted orders vs. Rebuilt.counted_before, streams/recovery.py "
-    ":621-632) and the rebuilt clock (plan_rebuild clock_ms = replay_from + lateness, "
-    "streams/recovery.py:237). Not strict: it depends on where the random kills fall"
-)
-
-
-def test_rollups_of_closed_windows_match_ground_truth(
-    outcome: Outcome, request: pytest.FixtureRequest
-) -> None:
-    if outcome.kills:
-        request.applymarker(pytest.mark.xfail(strict=False, reason=FLAKY_ROLLUP_BUG))
+def test_rollups_of_closed_windows_match_ground_truth(outcome: Outcome) -> None:
+    # Once intermittent (3 of 4 two-kill runs short by up to ~1,100 events): records fetched
+    # before the rebuild of an assignment were counted into the state the rebuild replaced.
+    # The reader now waits for the rebuild (SourceReader.hand_back); 4 of 4 runs exact since.
     assert outcome.rollups == outcome.truth, outcome.diff
