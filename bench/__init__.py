@@ -16,5 +16,6 @@ measurement, each a plain function the orchestrator (``bench.run``) calls:
 * ``memory``     — worker RSS after 1M, 5M, 10M events;
 * ``report``     — the table, ``bench/results.json`` and the chart.
 * ``record_profile``, ``profile`` — py-spy profiles of a worker and their summaries.
-* ``variants``, ``probed_worker`` — worker settings compared; a worker that logs its largest containers.
+* ``variants``, ``probed_worker`` — worker settings compared; a worker logging its largest
+  containers (memory step).
 """
