@@ -12,8 +12,8 @@ in-memory one (:meth:`streams.counting.pipeline.Pipeline.adopt`); Prometheus tot
 never touched: the previous process counted those events already, and a counter reset on
 restart is what PromQL ``increase``/``rate`` handle.
 
-What, for the assigned partitions ``P`` (the same numbers on every topic: Faust co-partitions
-topics with equal partition counts):
+What, for the assigned partitions ``P`` (the same numbers on every topic: the reader's range
+assignor co-partitions topics with equal partition counts):
 
 1. **plan** (:func:`plan_rebuild`, pure): windows not emitted yet start after ``E``, the
    newest window this worker name wrote to a rollup table (a new name: any worker's; none:
@@ -29,8 +29,8 @@ topics with equal partition counts):
    ``[replay_from - session lookback, replay_from)``, split at 30-minute gaps in SQL.
 4. **order categories** of orders created in the last ``ORDER_MEMORY_MS`` + size + lateness.
 5. **Kafka positions**: the next offset per source topic and partition is the newest stored
-   offset + 1 (a partition's stored offsets are a prefix: one agent, one INSERT per batch,
-   in order); the app commits them before Faust seeks, so nothing ClickHouse holds is read
+   offset + 1 (a partition's stored offsets are a prefix: the reader's insert queue stores
+   batches in the order they were read); the reader seeks there before it reads, so nothing ClickHouse holds is read
    again. ``orders_by_session`` has no stored offsets: the ids of recently stored order
    events are skipped once if Kafka delivers them again (:meth:`Pipeline.adopt`).
 
@@ -637,7 +637,7 @@ class Recovery:
     """Rebuilds the live pipeline's state for an assignment, off the event loop.
 
     :meth:`on_assigned` returns the Kafka offsets to resume the source topics at, for the
-    caller (the Faust app) to commit before its consumer seeks. Until it returns the caller
+    caller (``streams.source_reader``) to seek to before it reads. Until it returns the caller
     must not feed the pipeline events of the assigned partitions. ClickHouse errors are
     retried with backoff for ``retry_for_s``; after that the worker goes on from an empty
     state (logged as an error) rather than not counting at all.
