@@ -30,9 +30,10 @@ assignor co-partitions topics with equal partition counts):
 4. **order categories** of orders created in the last ``ORDER_MEMORY_MS`` + size + lateness.
 5. **Kafka positions**: the next offset per source topic and partition is the newest stored
    offset + 1 (a partition's stored offsets are a prefix: the reader's insert queue stores
-   batches in the order they were read); the reader seeks there before it reads, so nothing ClickHouse holds is read
-   again. ``orders_by_session`` has no stored offsets: the ids of recently stored order
-   events are skipped once if Kafka delivers them again (:meth:`Pipeline.adopt`).
+   batches in the order they were read); the reader seeks there before it reads, so
+   nothing ClickHouse holds is read again. ``orders_by_session`` has no stored offsets:
+   the ids of recently stored order events are skipped once if Kafka delivers them again
+   (:meth:`Pipeline.adopt`).
 
 Ownership: clicks, carts and tickets rows carry their own partition (``kafka_partition``).
 Orders rows carry the ``orders`` partition (keyed by ``order_id``), but an order is counted
