@@ -119,17 +119,13 @@ def add_reader(
             send_dead_letters,
             count=forward_by_session if topic == "orders" else count_locally,
         )
-        routes[settings.kafka_topic(topic)] = Route(
-            topic, processor.prepare, processor.store, resumes_from_clickhouse=True
-        )
+        routes[settings.kafka_topic(topic)] = Route(topic, processor.prepare, processor.store)
 
     async def count_orders(topic: Topic, messages: Sequence[InMessage]) -> None:
         # produced by this app from validated events: trusted, no second validation
         await count_locally("orders", [orjson.loads(m.value) for m in messages])
 
-    routes[settings.kafka_topic(ORDERS_BY_SESSION_TOPIC)] = Route(
-        "orders", count_orders, None, resumes_from_clickhouse=False
-    )
+    routes[settings.kafka_topic(ORDERS_BY_SESSION_TOPIC)] = Route("orders", count_orders, None)
     reader = SourceReader(settings, totals, routes, recovery.on_assigned)
 
     @app.task  # type: ignore[untyped-decorator]

@@ -71,8 +71,9 @@ class Route:
 
     topic: Topic  # the counting topic its events are (orders_by_session → orders)
     prepare: Prepare
-    store: Store | None  # None: nothing to store (the rows were stored upstream)
-    resumes_from_clickhouse: bool  # its stored offsets say where to resume
+    # None: nothing to store (the rows were stored upstream); a route that stores its raw
+    # rows resumes after the offsets ClickHouse holds (streams.recovery)
+    store: Store | None
 
 
 @dataclass(slots=True)
@@ -104,7 +105,6 @@ class SourceReader:
         self.stores = {r.topic: r.store for r in routes.values() if r.store is not None}
         self.preparing = asyncio.Lock()  # held while a fetch is being counted and queued
         self.consumer: AIOKafkaConsumer | None = None
-        self.ready = False
         # set while the current assignment's state is rebuilt and reading may go on
         self.assignment_ready = asyncio.Event()
         self.generation = 0  # assignments completed
@@ -258,15 +258,14 @@ class SourceReader:
         wanted: dict[TopicPartition, int] = {}
         for tp in assigned:
             route = self.routes.get(tp.topic)
-            if route is not None and route.resumes_from_clickhouse:
+            if route is not None and route.store is not None:
                 offset = next_offsets.get((route.topic, tp.partition))
                 if offset is not None:
                     wanted[tp] = offset
         self.sought = await self.seek_past_stored(consumer, wanted) if wanted else {}
         self.generation += 1
         self.assignment_ready.set()
-        if not self.ready:
-            self.ready = True
+        if self.generation == 1:
             print(f"{READY_LINE} ({len(assigned)} partitions)", flush=True)
 
     async def seek_past_stored(
