@@ -62,6 +62,7 @@ from tests.integration.support import (
     prometheus_query,
     running_worker,
     settings_env,
+    stop_group,
     wait_until,
 )
 from tests.integration.test_alert_delivery import post, webhook  # noqa: F401  (fixture)
@@ -207,13 +208,7 @@ def running_simulator(settings: Settings, log_path: Path, drill: Drill) -> Itera
             if proc.poll() is not None:
                 raise AssertionError(f"simulate exited early:\n{log_path.read_text()[-2000:]}")
         finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGINT)
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(10)
+            stop_group(proc, signal.SIGINT, timeout_s=30)
 
 
 def prometheus_alerts(settings: Settings) -> list[dict[str, Any]]:

@@ -8,7 +8,6 @@ stack does not scrape it, which no fault test needs) so fault tests can run side
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import signal
@@ -25,7 +24,7 @@ import pytest
 from streams.settings import Settings
 from streams.stack.configs import render_clickhouse_config, render_clickhouse_users
 from tests.integration.conftest import stack_settings  # noqa: F401  (re-exported fixture)
-from tests.integration.support import clickhouse, isolated_settings, run_cli
+from tests.integration.support import clickhouse, isolated_settings, run_cli, stop_group
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -75,14 +74,8 @@ class Service:
             )
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, sig)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        if self.proc is not None:
+            stop_group(self.proc, sig, timeout_s=20)
 
 
 class ThrowawayClickHouse(Service):

@@ -78,6 +78,21 @@ def run_cli(
     )
 
 
+def stop_group(
+    proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout_s: float = 30.0
+) -> None:
+    """Send ``sig`` to the process group of ``proc`` (started with ``start_new_session``),
+    wait up to ``timeout_s``, then SIGKILL the group. Nothing if it has already exited."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, sig)
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
 def wait_until(probe: Callable[[], T], done: Callable[[T], bool], timeout_s: float, what: str) -> T:
     """Poll ``probe`` until ``done(value)``; AssertionError with the last value on timeout."""
     deadline = time.monotonic() + timeout_s
@@ -122,14 +137,8 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace")
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, sig)
-        try:
-            self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        if self.proc is not None:
+            stop_group(self.proc, sig, timeout_s)
 
     def metrics_text(self) -> str:
         url = f"http://{self.settings.metrics_host}:{self.settings.metrics_port}/metrics"

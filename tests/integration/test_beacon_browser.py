@@ -48,6 +48,7 @@ from tests.integration.support import (
     metric_value,
     running_worker,
     settings_env,
+    stop_group,
     wait_until,
 )
 
@@ -202,13 +203,7 @@ def running_collector(
         assert status == 200, f"collector exited early:\n{log_path.read_text()[-3000:]}"
         yield collector
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+        stop_group(proc, signal.SIGTERM, timeout_s=20)
 
 
 def post_beacon(endpoint: str, body: bytes) -> int:
