@@ -11,7 +11,7 @@ import orjson
 from kafka import KafkaProducer
 
 from streams.settings import Settings
-from tests.integration.support import ch_scalar
+from tests.integration.support import ch_scalar, wait_until
 from tests.unit.events_factory import make_event
 
 MIN_MS = 60_000
@@ -181,3 +181,30 @@ def settle_rollups(
             f"{len(diff)} windows differ (truth, stored): {sorted(diff.items())[:8]}"
         )
     return got_c, got_o, "\n".join(lines)
+
+
+def close_and_settle(
+    settings: Settings,
+    closers: list[tuple[str, bytes, bytes, dict[str, Any]]],
+    events: list[dict[str, Any]],
+    end_ms: int,
+    n_orders: int,
+    n_carts: int,
+) -> tuple[dict[str, tuple[int, int, int]], tuple[Counter, Counter], tuple[Counter, Counter], str]:
+    """After a stream ending at ``end_ms`` is stored: produce ``closers`` (later events that
+    move the event clock past every window of the stream), wait until every event is
+    stored, then until the cart/order rollups equal the truth of ``events`` (or time out).
+
+    Returns the raw counts, the stored and the true rollups, and the differing windows.
+    """
+    time.sleep(5)  # orders are counted after a hop through orders_by_session
+    Producer(settings, [(t, k, v) for t, k, v, _ in closers], per_second=1e9)._run()
+    counts = wait_until(
+        lambda: raw_counts(settings),
+        lambda c: c["orders_raw"][0] >= n_orders and c["carts_raw"][0] >= n_carts,
+        60,
+        "every event stored",
+    )
+    want = (truth_cart_rollup(events, end_ms), truth_order_rollup(events, end_ms))
+    got_c, got_o, diff = settle_rollups(settings, end_ms // 1000, *want)
+    return counts, (got_c, got_o), want, diff

@@ -26,11 +26,8 @@ from tests.faults.support import (
     MIN_MS,
     Producer,
     carts_and_orders,
-    raw_counts,
-    settle_rollups,
+    close_and_settle,
     stored_total,
-    truth_cart_rollup,
-    truth_order_rollup,
 )
 from tests.integration.support import WorkerProcess, isolated_settings, metric_value, wait_until
 
@@ -95,26 +92,16 @@ def run_scenario(stack: Settings, log_dir: Path, kills: int) -> Outcome:
         # every stream event stored (and so counted) before the closers jump the event clock
         # 3 minutes ahead: an event counted after them would be late by design of the test
         wait_until(lambda: stored_total(settings), lambda n: n >= N, 90, "the stream stored")
-        time.sleep(5)
-        Producer(settings, [(t, k, v) for t, k, v, _ in closers], per_second=1e9)._run()
-        counts = wait_until(
-            lambda: raw_counts(settings),
-            lambda c: c["orders_raw"][0] >= n_orders and c["carts_raw"][0] >= N + 40 - n_orders,
-            60,
-            "all events stored",
+        counts, rollups, want, diff = close_and_settle(
+            settings, closers, events, start + SPAN_MS, n_orders, N + 40 - n_orders
         )
         late = metric_value(worker.metrics_text(), "salewatch_events_late_total")
-        want = (
-            truth_cart_rollup(events, start + SPAN_MS),
-            truth_order_rollup(events, start + SPAN_MS),
-        )
-        got_c, got_o, diff = settle_rollups(settings, (start + SPAN_MS) // 1000, *want)
     finally:
         producer.running.set()
         worker.stop()
         drop_database(settings)
     out = Outcome(
-        kill_at, recovery_s, counts, n_orders, N + 40 - n_orders, (got_c, got_o), want, diff, late
+        kill_at, recovery_s, counts, n_orders, N + 40 - n_orders, rollups, want, diff, late
     )
     print(
         f"\n[{kills} kills] after {kill_at} events; restart -> first new row "
