@@ -10,11 +10,12 @@ from typing import Any
 
 import orjson
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from streams.settings import Settings
 from tests.integration.support import (
     ch_scalar,
+    clickhouse,
     metric_value,
     prometheus_query,
     read_dead_letters,
@@ -153,3 +154,45 @@ def test_worker_killed_mid_stream_loses_and_doubles_nothing(
     # rows read twice after the kill collapse to one per event_id (FINAL)
     assert total_rows >= N_ORDERS
     assert stored_orders(isolated) == (N_ORDERS, N_ORDERS)
+
+
+def test_sigterm_mid_stream_stores_and_commits_what_was_counted(
+    isolated: Settings, tmp_path: Path
+) -> None:
+    """A graceful stop drains the insert queue: every partition's committed offset is the
+    one after the newest order stored in ClickHouse, so the next owner reads nothing twice."""
+    log = tmp_path / "worker.log"
+    with running_worker(isolated, log) as worker:
+        producer = threading.Thread(target=produce, args=(isolated, valid_orders(N_ORDERS), 0.05))
+        producer.start()
+        wait_until(
+            lambda: stored_orders(isolated)[0],
+            lambda n: n > 500,
+            30,
+            "the first orders in ClickHouse",
+        )
+        worker.stop(signal.SIGTERM)
+        producer.join(60)
+        stored = stored_orders(isolated)[0]
+    assert stored < N_ORDERS, "the stop came too late to test anything"
+    assert "stopped reading; everything counted is stored and committed" in log.read_text()
+    client = clickhouse(isolated)
+    try:
+        newest = dict(
+            client.execute(
+                "SELECT kafka_partition, max(kafka_offset) FROM orders_raw GROUP BY kafka_partition"
+            )
+        )
+    finally:
+        client.disconnect()
+    consumer = KafkaConsumer(
+        bootstrap_servers=isolated.kafka_bootstrap,
+        group_id=isolated.app_id,
+        enable_auto_commit=False,
+    )
+    try:
+        topic = isolated.kafka_topic("orders")
+        committed = {p: consumer.committed(TopicPartition(topic, p)) for p in newest}
+    finally:
+        consumer.close()
+    assert committed == {p: offset + 1 for p, offset in newest.items()}
