@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ import faust
 import orjson
 from faust.app.base import BootStrategy
 
+from streams import window_emitters
 from streams.clickhouse_client import make_client
 from streams.clickhouse_sink import ClickHouseSink
 from streams.clock import WindowClock
@@ -35,6 +37,7 @@ from streams.recovery import Query, Recovery
 from streams.settings import Settings
 from streams.source_reader import Route, SourceReader
 from streams.totals import Totals
+from streams.window_emitters import Mark
 
 log = logging.getLogger(__name__)
 
@@ -135,36 +138,68 @@ def add_reader(
     return reader
 
 
+class StoreClosedWindows:
+    """Stores the rollup rows of closed windows, then their marks (``window_emitters``).
+
+    One sink for the window timer and for a rebuild's catch-up windows. Rows are inserted
+    table by table, the marks last: a mark promises its windows' rows are stored. An insert
+    that fails is retried (the sink blocks), so rows are held in memory, never dropped,
+    while ClickHouse is down.
+    """
+
+    def __init__(self, settings: Settings, totals: Totals, wall: Callable[[], float]) -> None:
+        self.sink = ClickHouseSink(settings, totals, name="salewatch-rollups")
+        self.wall = wall
+
+    async def __call__(self, rows: list[RollupRow], marks: list[Mark]) -> None:
+        for table, table_rows in group_rollup_rows(rows).items():
+            await self.sink.insert(table, ROLLUP_COLUMNS[table], table_rows)
+        version = int(self.wall() * 1000)
+        await self.sink.insert(
+            window_emitters.TABLE, window_emitters.COLUMNS, [m.row(version) for m in marks]
+        )
+
+
 def add_window_timer(
     app: faust.App,
+    pipeline: Pipeline,
+    window_clock: WindowClock,
+    reader: SourceReader,
+    recovery: Recovery,
+) -> None:
+    """Close due windows every second — also when no event arrives — and store their rows
+    and a mark: the partitions this worker owned (``streams.window_emitters``).
+
+    Paused while partitions are being reassigned (from revoke until the new assignment's
+    state is rebuilt): a window closed then would hold partitions the worker has just
+    released, which their next owner counts from this worker's last mark.
+    """
+
+    @app.timer(interval=WINDOW_TIMER_INTERVAL_S, name="close_windows")  # type: ignore[untyped-decorator]
+    async def close_windows() -> None:
+        if not reader.assignment_ready.is_set():
+            return
+        marked = pipeline.emitted_through
+        rows = pipeline.close_windows(window_clock.now_ms())
+        marks = []
+        if pipeline.emitted_through > marked and recovery.held:
+            marks.append(Mark(pipeline.emitted_through, pipeline.worker, recovery.held))
+        await recovery.store_closed(rows, marks)
+
+
+def make_recovery(
     settings: Settings,
     totals: Totals,
     pipeline: Pipeline,
     window_clock: WindowClock,
-) -> None:
-    """Close due windows every second — also when no event arrives — and store their rows.
-
-    Rows of one closing are inserted table by table; an insert that fails is retried (the
-    sink blocks), so rows are held in memory, never dropped, while ClickHouse is down.
-    """
-    sink = ClickHouseSink(settings, totals, name="salewatch-rollups")
-
-    @app.timer(interval=WINDOW_TIMER_INTERVAL_S, name="close_windows")  # type: ignore[untyped-decorator]
-    async def close_windows() -> None:
-        rows = pipeline.close_windows(window_clock.now_ms())
-        for table, table_rows in group_rollup_rows(rows).items():
-            await sink.insert(table, ROLLUP_COLUMNS[table], table_rows)
-
-
-def make_recovery(
-    settings: Settings, pipeline: Pipeline, window_clock: WindowClock, worker: str
+    worker: str,
 ) -> Recovery:
     """Rebuilds the counting state from ClickHouse at every assignment (``streams.recovery``).
 
     The reader awaits it before the assigned partitions are read, then seeks each source
     partition to the offset after the newest one ClickHouse holds (forward only), so stored
     events are not read again. The rebuild runs in a thread; ``/metrics`` and the window
-    timer keep running.
+    timer keep running. Its ``store_closed`` is the one the window timer stores with.
     """
 
     def make_query() -> tuple[Query, Callable[[], None]]:
@@ -180,6 +215,7 @@ def make_recovery(
         worker=worker,
         partition_count=settings.topic_partitions,
         clock_kind=settings.window_clock,
+        store_closed=StoreClosedWindows(settings, totals, time.time),
     )
 
 

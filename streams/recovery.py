@@ -87,7 +87,7 @@ import heapq
 import logging
 import struct
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -108,13 +108,21 @@ from streams.counting.funnel import (
     Session,
 )
 from streams.counting.pipeline import NO_WINDOW, Pipeline
-from streams.counting.rollups import ROLLUP_TABLES
-from streams.events import EVENT_TYPES, TOPICS, Topic
+from streams.counting.rollups import ROLLUP_TABLES, RollupRow
+from streams.events import EVENT_TYPES, KEY_FIELD, TOPICS, Topic
 from streams.raw_rows import RAW_TABLE
+from streams.window_emitters import (
+    Mark,
+    catch_up_worker,
+    newest_marked_sql,
+    plan_takeover,
+)
 
 log = logging.getLogger(__name__)
 
 Query = Callable[[str], Sequence[Sequence[Any]]]
+# stores rollup rows, then the marks of the windows they close (streams.app)
+StoreClosed = Callable[[list[RollupRow], list[Mark]], Awaitable[None]]
 
 # how far back windows that closed while the worker was down are still emitted
 MAX_CATCH_UP_MS = 60 * 60 * 1000
@@ -228,11 +236,20 @@ def plan_rebuild(
     The session lookback is ``timeout + size + lateness``: every session a future event
     can continue, seen over the session timeout and the grace the live store keeps it.
     """
-    oldest = now_ms - max_catch_up_ms
-    oldest -= oldest % size_ms
     stored = own_emitted if own_emitted is not None else any_emitted
     emitted = max(stored if stored is not None else NO_WINDOW, live_emitted)
-    replay_from = max(emitted + size_ms, oldest)
+    replay_from = max(emitted + size_ms, oldest_catch_up(now_ms, size_ms, max_catch_up_ms))
+    return plan_from(replay_from, size_ms=size_ms, lateness_ms=lateness_ms, timeout_ms=timeout_ms)
+
+
+def oldest_catch_up(now_ms: int, size_ms: int, max_catch_up_ms: int = MAX_CATCH_UP_MS) -> int:
+    """The oldest window start a rebuild at clock ``now_ms`` still emits."""
+    oldest = now_ms - max_catch_up_ms
+    return oldest - oldest % size_ms
+
+
+def plan_from(replay_from: int, *, size_ms: int, lateness_ms: int, timeout_ms: int) -> RebuildPlan:
+    """The plan whose first window not emitted yet starts at ``replay_from``."""
     return RebuildPlan(
         replay_from=replay_from,
         clock_ms=replay_from + lateness_ms,
@@ -368,14 +385,16 @@ REPLAY_COLUMNS: dict[Topic, tuple[str, ...]] = {
         "length(`items.category`)",
         "`items.category`[1]",
     ),
-    "tickets": ("event_id", "event_type", "ts_ms", "kind", "reason"),
+    "tickets": ("event_id", "event_type", "ts_ms", "ticket_id", "kind", "reason"),
 }
 
 
-def replay_sql(database: str, topic: Topic, partitions: Sequence[int], from_ms: int) -> str:
-    """Stored events of ``topic`` from ``from_ms`` on, oldest first, as
+def replay_sql(
+    database: str, topic: Topic, partitions: Sequence[int], from_ms: int, to_ms: int | None = None
+) -> str:
+    """Stored events of ``topic`` from ``from_ms`` on (before ``to_ms``), oldest first, as
     :data:`REPLAY_COLUMNS` (orders of every partition: see :func:`sessions_sql`)."""
-    where = _time_range(topic, from_ms)
+    where = _time_range(topic, from_ms, to_ms)
     if topic != "orders":
         where += f" AND {_owned(partitions)}"
     return (
@@ -451,11 +470,12 @@ def replay_event(topic: Topic, row: Sequence[Any]) -> dict[str, Any]:
         if int(n_items):
             event["items"] = [{"category": category}]
         return event
-    event_id, event_type, ts, kind, reason = row
+    event_id, event_type, ts, ticket_id, kind, reason = row
     return {
         "event_id": event_id,
         "event_type": event_type,
         "ts": int(ts),
+        "ticket_id": ticket_id,
         "kind": kind,
         "reason": reason,
     }
@@ -510,7 +530,10 @@ class Rebuilt:
     ``next_offsets``: ``{(topic, partition): offset}`` to resume each source topic at;
     ``counted_before``: ids of stored order events Kafka may deliver again on
     ``orders_by_session``, up to event time ``counted_before_until_ms``;
-    ``newest_event_ms``: newest stored event time of the partitions (None: none).
+    ``newest_event_ms``: newest stored event time of the partitions (None: none);
+    ``catch_up_rows`` / ``catch_up_marks``: rollup rows and marks of windows that moved
+    partitions' previous owners did not emit, to store before reading
+    (:mod:`streams.window_emitters`).
     """
 
     pipeline: Pipeline
@@ -520,9 +543,87 @@ class Rebuilt:
     counted_before_until_ms: int
     newest_event_ms: int | None
     stats: RebuildStats
+    catch_up_rows: list[RollupRow] = field(default_factory=list)
+    catch_up_marks: list[Mark] = field(default_factory=list)
 
 
 ClockKind = Literal["wall", "event"]
+
+# the message key a topic is partitioned by, as far as a replayed event knows it: orders are
+# counted by the owner of their session (orders_by_session), not of their order_id
+_OWNER_KEY: dict[Topic, str] = {**KEY_FIELD, "orders": "session_id"}
+
+
+class _Owners:
+    """Which partition a session or ticket belongs to (memoised murmur2)."""
+
+    def __init__(self, partition_count: int) -> None:
+        self.partition_count = partition_count
+        self._cache: dict[str, int] = {}
+
+    def of(self, key: str) -> int:
+        partition = self._cache.get(key)
+        if partition is None:
+            partition = self._cache[key] = kafka_partition_for(key, self.partition_count)
+        return partition
+
+    def of_event(self, topic: Topic, event: Mapping[str, Any]) -> int:
+        return self.of(event[_OWNER_KEY[topic]])
+
+
+def _restore(
+    timed: Callable[[str, str], Sequence[Sequence[Any]]],
+    pipeline: Pipeline,
+    plan: RebuildPlan,
+    *,
+    database: str,
+    partitions: Sequence[int],
+    owners: _Owners,
+    stats: RebuildStats,
+    replay_to: int | None = None,
+    tally_from: Mapping[int, int] | None = None,
+) -> int | None:
+    """Restore sessions and order categories of ``partitions`` before ``plan.replay_from``,
+    then count their stored events of ``[replay_from, replay_to)`` into ``pipeline``'s
+    windows (an event of partition p before ``tally_from[p]`` updates state only).
+    Returns the newest replayed event time (None: none)."""
+    owned = set(partitions)
+    owns_all = owned >= set(range(owners.partition_count))
+
+    def owns_session(session_id: str) -> bool:
+        return owns_all or owners.of(session_id) in owned
+
+    timeout_ms = pipeline.sessions.timeout_ms
+    for row in timed("sessions", sessions_sql(database, partitions, plan, timeout_ms)):
+        if row[5] or owns_session(row[0]):
+            pipeline.restore_session(*session_from_row(row))
+            stats.sessions += 1
+    for order_id, session_id, category, ts in timed("orders", order_categories_sql(database, plan)):
+        if owns_session(session_id):
+            pipeline.restore_order_category(order_id, category, int(ts))
+            stats.orders += 1
+
+    events: dict[Topic, list[dict[str, Any]]] = {}
+    for topic in TOPICS:
+        rows = timed("read", replay_sql(database, topic, partitions, plan.replay_from, replay_to))
+        started = time.perf_counter()
+        converted = [replay_event(topic, row) for row in rows]
+        if topic == "orders":
+            converted = [e for e in converted if owns_session(e["session_id"])]
+        events[topic] = converted
+        stats.seconds["convert"] = stats.seconds.get("convert", 0.0) + time.perf_counter() - started
+
+    state_only = None
+    if tally_from:
+        limits = dict(tally_from)
+
+        def state_only(topic: Topic, event: Mapping[str, Any]) -> bool:
+            return int(event["ts"]) < limits.get(owners.of_event(topic, event), NO_WINDOW)
+
+    started = time.perf_counter()
+    stats.replayed += pipeline.warm_up(merge_by_time(events), plan.clock_ms, state_only)
+    stats.seconds["count"] = stats.seconds.get("count", 0.0) + time.perf_counter() - started
+    return max((e[-1]["ts"] for e in events.values() if e), default=None)
 
 
 def rebuild(
@@ -537,12 +638,19 @@ def rebuild(
     clock_now_ms: int,
     live_emitted: int,
     wall_now_s: float,
+    held: Sequence[int] = (),
 ) -> Rebuilt:
     """Read the stored state of ``partitions`` and count it into ``new_pipeline()``.
 
     Blocking (ClickHouse reads, counting): run it in a thread. ``clock_now_ms`` is the live
     window clock (0 for an event clock that has seen nothing yet: then the newest stored
-    event time is the clock).
+    event time is the clock). ``held``: partitions the live pipeline counts already.
+
+    Partitions that moved here from another worker are planned with their marks
+    (:func:`streams.window_emitters.plan_takeover`): the rebuilt windows leave out what
+    their previous owner emitted, and windows nobody emitted for them before
+    ``replay_from`` are counted by one catch-up pipeline per partition, returned as
+    ``catch_up_rows``.
     """
     pipeline = new_pipeline()
     stats = RebuildStats()
@@ -575,42 +683,49 @@ def rebuild(
         lateness_ms=lateness_ms,
         timeout_ms=timeout_ms,
     )
-    owned = set(partitions)
-    owns_all = owned >= set(range(partition_count))
-    owner_cache: dict[str, bool] = {}
-
-    def owns_session(session_id: str) -> bool:
-        mine = owner_cache.get(session_id)
-        if mine is None:
-            mine = owner_cache[session_id] = (
-                owns_all or kafka_partition_for(session_id, partition_count) in owned
-            )
-        return mine
-
-    for row in timed("sessions", sessions_sql(database, partitions, plan, timeout_ms)):
-        if row[5] or owns_session(row[0]):
-            pipeline.restore_session(*session_from_row(row))
-            stats.sessions += 1
-    for order_id, session_id, category, ts in timed("orders", order_categories_sql(database, plan)):
-        if owns_session(session_id):
-            pipeline.restore_order_category(order_id, category, int(ts))
-            stats.orders += 1
-
-    events: dict[Topic, list[dict[str, Any]]] = {}
-    for topic in TOPICS:
-        rows = timed("read", replay_sql(database, topic, partitions, plan.replay_from))
-        started = time.perf_counter()
-        converted = [replay_event(topic, row) for row in rows]
-        if topic == "orders":
-            converted = [e for e in converted if owns_session(e["session_id"])]
-        events[topic] = converted
-        stats.seconds["convert"] = stats.seconds.get("convert", 0.0) + time.perf_counter() - started
-    started = time.perf_counter()
-    stats.replayed = pipeline.warm_up(merge_by_time(events), plan.clock_ms)
-    stats.seconds["count"] = time.perf_counter() - started
-    newest_replayed = max((e[-1]["ts"] for e in events.values() if e), default=None)
+    oldest = oldest_catch_up(now_ms, size_ms)
+    marked = timed("marks", newest_marked_sql(database, oldest))
+    takeover = plan_takeover(
+        partitions=partitions,
+        held=held,
+        newest_marked_ms={int(p): int(s) * 1000 for p, s in marked},
+        replay_from=plan.replay_from,
+        oldest=oldest,
+        size_ms=size_ms,
+    )
+    owners = _Owners(partition_count)
+    newest_replayed = _restore(
+        timed,
+        pipeline,
+        plan,
+        database=database,
+        partitions=partitions,
+        owners=owners,
+        stats=stats,
+        tally_from=takeover.tally_from,
+    )
     if newest_replayed is not None:
         newest = max(newest or newest_replayed, newest_replayed)
+
+    catch_up_rows: list[RollupRow] = []
+    catch_up_marks: list[Mark] = []
+    for partition, first_window in sorted(takeover.catch_up.items()):
+        catching_up = new_pipeline()
+        catching_up.worker = catch_up_worker(partition)
+        _restore(
+            timed,
+            catching_up,
+            plan_from(
+                first_window, size_ms=size_ms, lateness_ms=lateness_ms, timeout_ms=timeout_ms
+            ),
+            database=database,
+            partitions=[partition],
+            owners=owners,
+            stats=stats,
+            replay_to=plan.replay_from,
+        )
+        catch_up_rows += catching_up.close_windows(plan.replay_from + lateness_ms)
+        catch_up_marks.append(Mark(plan.replay_from - size_ms, catching_up.worker, (partition,)))
 
     next_offsets = {
         (topic, int(partition)): int(offset) + 1
@@ -628,6 +743,8 @@ def rebuild(
         counted_before_until_ms=max((int(ts) for _, ts in redelivered), default=NO_WINDOW),
         newest_event_ms=newest,
         stats=stats,
+        catch_up_rows=catch_up_rows,
+        catch_up_marks=catch_up_marks,
     )
 
 
@@ -641,7 +758,9 @@ class Recovery:
     caller (``streams.source_reader``) to seek to before it reads. Until it returns the caller
     must not feed the pipeline events of the assigned partitions. ClickHouse errors are
     retried with backoff for ``retry_for_s``; after that the worker goes on from an empty
-    state (logged as an error) rather than not counting at all.
+    state (logged as an error) rather than not counting at all. Catch-up windows of moved
+    partitions are stored through ``store_closed`` before it returns. ``held``: the
+    partitions the live pipeline counts (the window timer marks its closings with them).
     """
 
     def __init__(
@@ -655,6 +774,7 @@ class Recovery:
         worker: str,
         partition_count: int,
         clock_kind: ClockKind,
+        store_closed: StoreClosed,
         retry_for_s: float = 60.0,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -666,8 +786,10 @@ class Recovery:
         self.worker = worker
         self.partition_count = partition_count
         self.clock_kind: ClockKind = clock_kind
+        self.store_closed = store_closed
         self.retry_for_s = retry_for_s
         self.wall = wall
+        self.held: tuple[int, ...] = ()
 
     def _rebuild_blocking(
         self, partitions: Sequence[int], clock_now_ms: int, live_emitted: int
@@ -689,6 +811,7 @@ class Recovery:
                     clock_now_ms=clock_now_ms,
                     live_emitted=live_emitted,
                     wall_now_s=self.wall(),
+                    held=self.held,
                 )
             finally:
                 close()
@@ -710,6 +833,7 @@ class Recovery:
         partitions = sorted(set(partitions))
         if not partitions:
             self.pipeline.adopt(self.new_pipeline())
+            self.held = ()
             return {}
         started = time.perf_counter()
         clock_now = self.window_clock.now_ms()
@@ -726,7 +850,18 @@ class Recovery:
                 exc,
                 exc_info=not is_driver_error(exc),
             )
+            self.held = tuple(partitions)
             return {}
+        if rebuilt.catch_up_marks:
+            await self.store_closed(rebuilt.catch_up_rows, rebuilt.catch_up_marks)
+            log.info(
+                "partitions %s moved here: the windows before %s their previous owners had "
+                "not emitted are emitted as catch-up rows (%d)",
+                [m.partitions[0] for m in rebuilt.catch_up_marks],
+                time.strftime("%H:%M", time.gmtime(rebuilt.plan.replay_from / 1000)),
+                len(rebuilt.catch_up_rows),
+            )
+        self.held = tuple(partitions)
         self.pipeline.adopt(
             rebuilt.pipeline, rebuilt.counted_before, rebuilt.counted_before_until_ms
         )

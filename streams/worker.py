@@ -122,9 +122,9 @@ def run(args: argparse.Namespace) -> int:
     worker_name = f"{socket.gethostname()}:{settings.metrics_port}"
     pipeline = Pipeline.from_settings(settings, totals, sessions=None, worker=worker_name)
     window_clock = make_clock(settings.window_clock)
-    recovery = make_recovery(settings, pipeline, window_clock, worker_name)
-    add_reader(app, settings, totals, pipeline, window_clock, recovery)
-    add_window_timer(app, settings, totals, pipeline, window_clock)
+    recovery = make_recovery(settings, totals, pipeline, window_clock, worker_name)
+    reader = add_reader(app, settings, totals, pipeline, window_clock, recovery)
+    add_window_timer(app, pipeline, window_clock, reader, recovery)
     mode.loop.use("uvloop")  # what `faust -L uvloop` does: ~12 % less CPU per event
     worker = faust.Worker(app, loglevel=args.loglevel)
     worker.execute_from_commandline()

@@ -28,7 +28,7 @@ pipeline continues from it with :meth:`Pipeline.adopt`, keeping its own totals.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from streams import labels as lv
@@ -174,24 +174,35 @@ class Pipeline:
             self._counted_before = frozenset()  # any redelivery of them is late by now
         return rows
 
-    def warm_up(self, events: Iterable[tuple[Topic, Mapping[str, Any]]], now_ms: int) -> int:
+    def warm_up(
+        self,
+        events: Iterable[tuple[Topic, Mapping[str, Any]]],
+        now_ms: int,
+        state_only: Callable[[Topic, Mapping[str, Any]], bool] | None = None,
+    ) -> int:
         """Count events again into windows and sessions only; return how many counted.
 
         For events that a previous process already counted into the Prometheus totals
         (replayed from ClickHouse by ``streams.recovery``): ``events`` are ``(topic,
         event)`` pairs of any topics, in event-time order; duplicates and events late at
-        ``now_ms`` are skipped as in :meth:`process`, and no total is touched.
+        ``now_ms`` are skipped as in :meth:`process`, and no total is touched. An event for
+        which ``state_only`` is true updates sessions and order memory but no window (its
+        window was emitted elsewhere); it is not counted in the result.
         """
         handlers = self._handlers
         seen = self.recent.seen
         windows = self.windows
         size = windows.size_ms
         first_open = windows.open_from(now_ms)
+        scratch = Tally()
         counted = 0
         for topic, event in events:
             if seen(event["event_id"]):
                 continue
             ts = event["ts"]
+            if state_only is not None and state_only(topic, event):
+                handlers[topic](event, scratch)
+                continue
             start = ts - ts % size
             if start < first_open:
                 continue

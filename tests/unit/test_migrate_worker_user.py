@@ -59,6 +59,7 @@ ROLLUP_TABLES = [
     "page_load_1m",
     "tickets_1m",
     "active_users_1m",
+    "window_emitters",
 ]
 
 
@@ -258,7 +259,7 @@ def test_applies_every_statement_on_servers_with_user_management(version: str) -
     )
     assert line == (
         "worker user salewatch_worker: up to date (password from "
-        f"SALEWATCH_CLICKHOUSE_WORKER_PASSWORD; SELECT on {DB}.*; INSERT on 13 tables: "
+        f"SALEWATCH_CLICKHOUSE_WORKER_PASSWORD; SELECT on {DB}.*; INSERT on 14 tables: "
         + ", ".join(RAW_TABLES + ROLLUP_TABLES)
         + ")"
     )
