@@ -18,7 +18,14 @@ assignor co-partitions topics with equal partition counts):
 1. **plan** (:func:`plan_rebuild`, pure): windows not emitted yet start after ``E``, the
    newest window this worker name wrote to a rollup table (a new name: any worker's; none:
    replay :data:`MAX_CATCH_UP_MS`). ``replay_from = E + size``, never more than
-   :data:`MAX_CATCH_UP_MS` before the clock.
+   :data:`MAX_CATCH_UP_MS` before the clock. Partitions that moved here are planned per
+   partition from their newest mark in ``window_emitters``
+   (:func:`streams.window_emitters.plan_takeover`): one whose previous owner emitted
+   windows at or after ``replay_from`` counts into the rebuilt windows only after them
+   (its earlier events update sessions only); one whose previous owner stopped before
+   ``replay_from`` gets the windows in between from a **catch-up** pipeline of that
+   partition alone (steps 2-4 on ``[mark + size, replay_from)``), stored as
+   ``catch-up/pN`` rows with their mark before the partitions are read.
 2. **open windows**: every stored event of ``P`` with ``ts >= replay_from`` is counted again
    through :meth:`Pipeline.warm_up`, in event-time order, into window tallies and sessions.
    Windows that closed while the worker was down are among them; the next timer tick emits
@@ -74,10 +81,16 @@ Known gaps:
   restart (``active_users_1m`` in ClickHouse is unaffected);
 * amounts with more than two decimals are stored truncated to cents, counted live rounded;
 * windows a worker was closing when it died (rows written to some rollup tables, not all)
-  are not emitted again; after a takeover by another worker name, windows that closed
-  while their partitions had no owner keep only the other partitions' events, and a
-  graceful rebalance races the window timer (one window may hold a partition's events in
-  two workers' rows): multi-worker exactness is issue 7's.
+  are not emitted again by its restart; a worker that dies between storing a closing's
+  rows and its mark (milliseconds once a minute) has that window emitted again for its
+  partitions by the next owner, as catch-up rows next to its own: counted twice;
+* after a takeover, the dead worker's backlog (events it never read) is counted late when
+  the survivor's clock passed their windows + lateness before it could read them: with the
+  wall clock, a takeover longer than ``allowed_lateness_s``; with the event clock, the
+  survivor's own partitions move its clock while the moved ones wait
+  (``salewatch_events_late_total`` counts them; the raw tables hold them);
+* ``traffic_1m.active_users`` is distinct per worker name, so catch-up rows add users a
+  window's other rows may already hold (use ``active_users_1m`` across workers).
 """
 
 from __future__ import annotations

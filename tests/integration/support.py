@@ -166,12 +166,17 @@ def clickhouse(settings: Settings) -> Client:
     )
 
 
-def ch_scalar(settings: Settings, query: str) -> Any:
+def ch_rows(settings: Settings, query: str) -> list[Any]:
     client = clickhouse(settings)
     try:
-        return client.execute(query)[0][0]
+        rows: list[Any] = client.execute(query)
+        return rows
     finally:
         client.disconnect()
+
+
+def ch_scalar(settings: Settings, query: str) -> Any:
+    return ch_rows(settings, query)[0][0]
 
 
 def metric_value(metrics_text: str, name: str, **labels: str) -> float:
