@@ -80,10 +80,10 @@ Known gaps:
 * the 5- and 15-minute distinct-user gauges start over with the windows closed after the
   restart (``active_users_1m`` in ClickHouse is unaffected);
 * amounts with more than two decimals are stored truncated to cents, counted live rounded;
-* windows a worker was closing when it died (rows written to some rollup tables, not all)
-  are not emitted again by its restart; a worker that dies between storing a closing's
-  rows and its mark (milliseconds once a minute) has that window emitted again for its
-  partitions by the next owner, as catch-up rows next to its own: counted twice;
+* a worker that dies between storing a closing's rows and its mark (milliseconds once a
+  minute) and whose partitions go to *another* worker has that window emitted again for
+  them as catch-up rows next to its own (its restart under the same name replaces them):
+  counted twice;
 * after a takeover, the dead worker's backlog (events it never read) is counted late when
   the survivor's clock passed their windows + lateness before it could read them: with the
   wall clock, a takeover longer than ``allowed_lateness_s``; with the event clock, the
@@ -107,6 +107,7 @@ from typing import Any, Literal
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from streams import labels as lv
+from streams import window_emitters
 from streams.clickhouse_client import is_connection_error, is_driver_error
 from streams.clock import WindowClock
 from streams.counting.classify import ORDER_MEMORY_MS
@@ -236,6 +237,7 @@ def plan_rebuild(
     own_emitted: int | None,
     any_emitted: int | None,
     live_emitted: int = NO_WINDOW,
+    own_marked: int | None = None,
     size_ms: int,
     lateness_ms: int,
     timeout_ms: int = SESSION_TIMEOUT_MS,
@@ -245,10 +247,15 @@ def plan_rebuild(
 
     ``own_emitted`` / ``any_emitted``: newest ``window_start`` (ms) in the rollup tables
     written by this worker name / by any worker (None: no rows); ``live_emitted``: the
-    newest window the running pipeline closed itself (``Pipeline.emitted_through``).
+    newest window the running pipeline closed itself (``Pipeline.emitted_through``);
+    ``own_marked``: newest window this worker name marked in ``window_emitters`` (None:
+    no mark). A mark is stored after a closing's rows, so rows newer than the mark are a
+    closing the worker died in, maybe written to some tables only: it is emitted again.
     The session lookback is ``timeout + size + lateness``: every session a future event
     can continue, seen over the session timeout and the grace the live store keeps it.
     """
+    if own_emitted is not None and own_marked is not None:
+        own_emitted = min(own_emitted, own_marked)
     stored = own_emitted if own_emitted is not None else any_emitted
     emitted = max(stored if stored is not None else NO_WINDOW, live_emitted)
     replay_from = max(emitted + size_ms, oldest_catch_up(now_ms, size_ms, max_catch_up_ms))
@@ -281,13 +288,23 @@ def _seconds(ms: int) -> int:
 
 
 def emitted_sql(database: str, worker: str) -> str:
-    """``(own, any)``: newest window_start (epoch s, 0 = none) of ``worker`` / any worker."""
+    """``(own, any, own marked)``: newest window_start (epoch s, 0 = none) in the rollup
+    tables of ``worker`` / of any worker, and newest of ``worker`` in ``window_emitters``."""
+    mine = f"worker = {_strings([worker])}"
     parts = " UNION ALL ".join(
-        f"SELECT toUInt32(maxIf(window_start, worker = {_strings([worker])})) AS own, "
-        f"toUInt32(max(window_start)) AS anyone FROM {database}.{table}"
-        for table in ROLLUP_TABLES
+        [
+            f"SELECT toUInt32(maxIf(window_start, {mine})) AS own, "
+            f"toUInt32(max(window_start)) AS anyone, toUInt32(0) AS marked "
+            f"FROM {database}.{table}"
+            for table in ROLLUP_TABLES
+        ]
+        + [
+            f"SELECT toUInt32(0) AS own, toUInt32(0) AS anyone, "
+            f"toUInt32(maxIf(window_start, {mine})) AS marked "
+            f"FROM {database}.{window_emitters.TABLE}"
+        ]
     )
-    return f"SELECT max(own), max(anyone) FROM ({parts})"
+    return f"SELECT max(own), max(anyone), max(marked) FROM ({parts})"
 
 
 def _time_range(
@@ -677,9 +694,10 @@ def rebuild(
         stats.seconds[step] = stats.seconds.get(step, 0.0) + time.perf_counter() - started
         return rows
 
-    ((own_s, any_s),) = timed("emitted", emitted_sql(database, worker))
+    ((own_s, any_s, marked_s),) = timed("emitted", emitted_sql(database, worker))
     own = int(own_s) * 1000 or None
     anyone = int(any_s) * 1000 or None
+    own_marked = int(marked_s) * 1000 or None
     newest: int | None = None
     now_ms = clock_now_ms
     if clock_kind == "event" and not now_ms:
@@ -692,6 +710,7 @@ def rebuild(
         own_emitted=own,
         any_emitted=anyone,
         live_emitted=live_emitted,
+        own_marked=own_marked,
         size_ms=size_ms,
         lateness_ms=lateness_ms,
         timeout_ms=timeout_ms,

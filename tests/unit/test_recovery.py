@@ -148,6 +148,33 @@ def test_plan_replays_every_window_not_emitted_yet(
     assert plan.orders_from == plan.replay_from - 30 * MIN - SIZE - LATENESS
 
 
+W = NOW - 17_000  # the window start NOW is in
+
+
+@pytest.mark.parametrize(
+    ("own", "marked", "replay_from"),
+    [
+        pytest.param(W - 4 * MIN, W - 4 * MIN, W - 3 * MIN, id="last closing marked: as before"),
+        pytest.param(
+            W - 4 * MIN, W - 6 * MIN, W - 5 * MIN, id="died before marking: emitted again"
+        ),
+        pytest.param(W - 4 * MIN, None, W - 3 * MIN, id="no marks (older store): as before"),
+    ],
+)
+def test_plan_emits_again_what_is_newer_than_the_own_mark(
+    own: int, marked: int | None, replay_from: int
+) -> None:
+    plan = plan_rebuild(
+        now_ms=NOW,
+        own_emitted=own,
+        any_emitted=own,
+        own_marked=marked,
+        size_ms=SIZE,
+        lateness_ms=LATENESS,
+    )
+    assert plan.replay_from == replay_from
+
+
 # ------------------------------------------------------------------ chdb
 
 

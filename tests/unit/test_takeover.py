@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from streams.counting.pipeline import Pipeline
+from streams.counting.pipeline import NO_WINDOW, Pipeline
 from streams.counting.rollups import RollupRow
 from streams.events import KEY_FIELD, Topic
 from streams.migrate import DEFAULT_MIGRATIONS_DIR, apply_migrations, discover_migrations
@@ -316,3 +316,40 @@ def test_a_catch_up_marks_each_moved_partition_through_the_replayed_windows(
     # the next owner of 2 and 3 would start after the catch-up, not after b's last window
     assert newest == {2: got.marks[0].window_start_ms, 3: got.marks[1].window_start_ms}
     assert all(m.window_start_ms > T0 for m in got.marks)
+
+
+def test_a_restart_emits_again_the_closing_it_died_in(query: Query) -> None:
+    """A worker stores a closing's rows table by table, then its mark; it dies after the
+    first table of its last closing. Its restart emits that window again, complete."""
+    events = generated_stream(15)
+    crash = T0 + 300_000
+    before = [(t, e) for t, e in events if e["ts"] < crash]
+    first = Pipeline(Totals(), worker="w")
+    rows = count(first, before)
+    last = first.emitted_through
+    died_in = [r for r in rows if r.row["window_start"] == last // 1000]
+    written = [r for r in rows if r.row["window_start"] != last // 1000]
+    written += [r for r in died_in if r.table == died_in[0].table]
+    store(query, before)
+    store_rollups(query, written)
+    store_marks(query, [Mark(last - MIN, "w", tuple(range(PARTITIONS)))])
+    assert len(written) < len(rows)
+
+    again = Pipeline(Totals(), worker="w")
+    rebuilt = rebuild(
+        query,
+        database=DB,
+        worker="w",
+        partitions=range(PARTITIONS),
+        partition_count=PARTITIONS,
+        new_pipeline=lambda: Pipeline(Totals(), worker="w"),
+        clock_kind="event",
+        clock_now_ms=0,
+        live_emitted=NO_WINDOW,
+        wall_now_s=WALL_S,
+    )
+    assert rebuilt.plan.replay_from == last
+    again.adopt(rebuilt.pipeline, rebuilt.counted_before, rebuilt.counted_before_until_ms)
+    after = count(again, [(t, e) for t, e in events if e["ts"] >= crash])
+    after += again.close_windows(T0 + 60 * MIN)
+    assert stored_sums(written + after) == stored_sums(reference_rows(15))
