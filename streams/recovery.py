@@ -882,6 +882,8 @@ class Recovery:
                 exc,
                 exc_info=not is_driver_error(exc),
             )
+            # what was open may hold partitions given away: their next owner counts them
+            self.pipeline.adopt(self.new_pipeline())
             self.held = tuple(partitions)
             return {}
         if rebuilt.catch_up_marks:

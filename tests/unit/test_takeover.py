@@ -9,19 +9,22 @@ tests/faults/test_two_workers.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import asyncio
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from clickhouse_driver.errors import NetworkError
 
+from streams.clock import EventClock
 from streams.counting.pipeline import NO_WINDOW, Pipeline
 from streams.counting.rollups import RollupRow
 from streams.events import KEY_FIELD, Topic
 from streams.migrate import DEFAULT_MIGRATIONS_DIR, apply_migrations, discover_migrations
-from streams.recovery import Query, kafka_partition_for, rebuild
+from streams.recovery import Query, Recovery, kafka_partition_for, rebuild
 from streams.totals import Totals
 from streams.window_emitters import (
     COLUMNS,
@@ -32,6 +35,7 @@ from streams.window_emitters import (
     newest_marked_sql,
     plan_takeover,
 )
+from tests.unit.events_factory import make_event
 from tests.unit.test_recovery import (
     DB,
     MIN,
@@ -353,3 +357,115 @@ def test_a_restart_emits_again_the_closing_it_died_in(query: Query) -> None:
     after = count(again, [(t, e) for t, e in events if e["ts"] >= crash])
     after += again.close_windows(T0 + 60 * MIN)
     assert stored_sums(written + after) == stored_sums(reference_rows(15))
+
+
+def test_a_graceful_scale_out_moves_partitions_without_a_gap_or_a_double(query: Query) -> None:
+    """Worker ``a`` counts every partition; ``b`` joins: the group revokes everything and
+    gives ``a`` partitions 0, 1 and ``b`` 2, 3 (the window timer is paused in between, so
+    ``a`` closes no window holding 2, 3 after its last mark). Both rebuild and go on."""
+    events = generated_stream(16)
+    joined = T0 + 270_000
+    a = Pipeline(Totals(), worker="a")
+    before = [(t, e) for t, e in events if e["ts"] < joined]
+    rows = count(a, before)
+    store(query, before)
+    store_rollups(query, rows)
+    store_marks(query, [Mark(a.emitted_through, "a", tuple(range(PARTITIONS)))])
+
+    b = Pipeline(Totals(), worker="b")
+    for pipeline, owned, held in ((a, A_OWNS, tuple(range(PARTITIONS))), (b, B_OWNS, ())):
+        rebuilt = rebuild(
+            query,
+            database=DB,
+            worker=pipeline.worker,
+            partitions=owned,
+            partition_count=PARTITIONS,
+            new_pipeline=lambda name=pipeline.worker: Pipeline(Totals(), worker=name),
+            clock_kind="event",
+            clock_now_ms=joined,
+            live_emitted=pipeline.emitted_through,
+            wall_now_s=WALL_S,
+            held=held,
+        )
+        assert not rebuilt.catch_up_rows
+        pipeline.adopt(rebuilt.pipeline, rebuilt.counted_before, rebuilt.counted_before_until_ms)
+        rest = [(t, e) for t, e in events if e["ts"] >= joined and owner_partition(t, e) in owned]
+        rows += count(pipeline, rest) + pipeline.close_windows(T0 + 60 * MIN)
+    assert {r.row["worker"] for r in rows} == {"a", "b"}
+    assert stored_sums(rows) == stored_sums(reference_rows(16))
+
+
+# ------------------------------------------------------------------ Recovery.on_assigned
+
+
+class StoredClosings:
+    """A ``store_closed`` that records what it was given."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[RollupRow], list[Mark]]] = []
+
+    async def __call__(self, rows: list[RollupRow], marks: list[Mark]) -> None:
+        self.calls.append((rows, marks))
+
+
+def recovery_for(
+    pipeline: Pipeline, make_query: Callable[[], tuple[Query, Callable[[], None]]]
+) -> tuple[Recovery, StoredClosings]:
+    stored = StoredClosings()
+    clock = EventClock()
+    clock.observe(T0 + 310_000)
+    recovery = Recovery(
+        pipeline,
+        clock,
+        new_pipeline=lambda: Pipeline(Totals(), worker="a"),
+        make_query=make_query,
+        database=DB,
+        worker="a",
+        partition_count=PARTITIONS,
+        clock_kind="event",
+        store_closed=stored,
+        retry_for_s=0,
+    )
+    return recovery, stored
+
+
+def test_on_assigned_stores_the_catch_up_before_reading_and_holds_the_partitions(
+    query: Query,
+) -> None:
+    events = generated_stream(11)
+    b_events = [(t, e) for t, e in events if owner_partition(t, e) in B_OWNS]
+    b = Pipeline(Totals(), worker="b")
+    b_rows = count(b, [(t, e) for t, e in b_events if e["ts"] < T0 + 240_000])
+    store(query, [(t, e) for t, e in events if e["ts"] < T0 + 240_000])
+    store_rollups(query, b_rows)
+    store_marks(query, [Mark(b.emitted_through, "b", B_OWNS)])
+    a = Pipeline(Totals(), worker="a")
+    a_rows = count(a, [(t, e) for t, e in events if owner_partition(t, e) in A_OWNS])
+    store_marks(query, [Mark(a.emitted_through, "a", A_OWNS)])
+    recovery, stored = recovery_for(a, lambda: (query, lambda: None))
+    recovery.held = A_OWNS
+
+    offsets = asyncio.run(recovery.on_assigned([3, 2, 1, 0]))
+
+    assert recovery.held == (0, 1, 2, 3)
+    assert offsets  # every stored partition resumes after its newest stored offset
+    ((rows, marks),) = stored.calls
+    assert {m.worker for m in marks} == {"catch-up/p2", "catch-up/p3"}
+    assert rows and {r.row["worker"] for r in rows} == {"catch-up/p2", "catch-up/p3"}
+    assert a_rows  # a had closed windows of its own beyond b's
+
+
+def test_on_assigned_that_cannot_rebuild_starts_the_partitions_over() -> None:
+    """ClickHouse unreachable: counting goes on from an empty state — the open windows,
+    which may hold partitions given away, are dropped, not emitted under the new marks."""
+    live = Pipeline(Totals(), worker="a")
+    live.process("tickets", [make_event("tickets", ts=T0 + 1)], T0)
+
+    def unreachable() -> tuple[Query, Callable[[], None]]:
+        raise NetworkError("Connection refused")
+
+    recovery, stored = recovery_for(live, unreachable)
+    assert asyncio.run(recovery.on_assigned([0, 1])) == {}
+    assert recovery.held == (0, 1)
+    assert live.close_windows(T0 + 60 * MIN) == []
+    assert not stored.calls
