@@ -563,7 +563,8 @@ class Rebuilt:
     ``newest_event_ms``: newest stored event time of the partitions (None: none);
     ``catch_up_rows`` / ``catch_up_marks``: rollup rows and marks of windows that moved
     partitions' previous owners did not emit, to store before reading
-    (:mod:`streams.window_emitters`).
+    (:mod:`streams.window_emitters`); ``counted_elsewhere``: ``{partition: ms}``, partitions
+    whose events before ``ms`` other workers emitted (kept out of the rebuilt windows).
     """
 
     pipeline: Pipeline
@@ -575,6 +576,7 @@ class Rebuilt:
     stats: RebuildStats
     catch_up_rows: list[RollupRow] = field(default_factory=list)
     catch_up_marks: list[Mark] = field(default_factory=list)
+    counted_elsewhere: dict[int, int] = field(default_factory=dict)
 
 
 ClockKind = Literal["wall", "event"]
@@ -777,6 +779,7 @@ def rebuild(
         stats=stats,
         catch_up_rows=catch_up_rows,
         catch_up_marks=catch_up_marks,
+        counted_elsewhere=takeover.tally_from,
     )
 
 
@@ -894,6 +897,13 @@ class Recovery:
                 [m.partitions[0] for m in rebuilt.catch_up_marks],
                 time.strftime("%H:%M", time.gmtime(rebuilt.plan.replay_from / 1000)),
                 len(rebuilt.catch_up_rows),
+            )
+        for partition, counted_from in sorted(rebuilt.counted_elsewhere.items()):
+            log.info(
+                "partition %d: windows before %s were emitted by another worker; "
+                "its events there only restore sessions",
+                partition,
+                time.strftime("%H:%M", time.gmtime(counted_from / 1000)),
             )
         self.held = tuple(partitions)
         self.pipeline.adopt(
