@@ -20,11 +20,9 @@ from streams.docs_metrics import NUMBERS, SQL_DATABASE
 from streams.migrate import (
     DEFAULT_MIGRATIONS_DIR,
     Execute,
-    apply_migrations,
-    chdb_executor,
-    discover_migrations,
 )
 from streams.totals import Totals
+from tests.unit.chdb_store import migrated_chdb
 from tests.unit.events_factory import make_event
 
 chdb_session = pytest.importorskip("chdb.session")
@@ -36,13 +34,8 @@ MIN = 60_000
 
 @pytest.fixture
 def execute(tmp_path: Path) -> Iterator[Execute]:
-    session = chdb_session.Session(path=str(tmp_path / "chdb"))
-    try:
-        execute = chdb_executor(session)
-        apply_migrations(execute, DB, discover_migrations(DEFAULT_MIGRATIONS_DIR))
+    with migrated_chdb(tmp_path / "chdb", DB) as execute:
         yield execute
-    finally:
-        session.close()
 
 
 def literal(value: Any) -> str:

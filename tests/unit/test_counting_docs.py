@@ -12,12 +12,9 @@ import pytest
 from streams.docs_metrics import DOC_PATH, NUMBERS, SQL_DATABASE, Number, main, render
 from streams.metric_defs import ALL_METRICS, METRICS
 from streams.migrate import (
-    DEFAULT_MIGRATIONS_DIR,
     Execute,
-    apply_migrations,
-    chdb_executor,
-    discover_migrations,
 )
+from tests.unit.chdb_store import migrated_chdb
 
 DB = "salewatch_docs"
 
@@ -42,14 +39,8 @@ def test_business_numbers_name_declared_metrics(number: Number) -> None:
 
 @pytest.fixture(scope="module")
 def execute(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Execute]:
-    chdb_session = pytest.importorskip("chdb.session")
-    session = chdb_session.Session(path=str(tmp_path_factory.mktemp("chdb") / "db"))
-    try:
-        execute = chdb_executor(session)
-        apply_migrations(execute, DB, discover_migrations(DEFAULT_MIGRATIONS_DIR))
+    with migrated_chdb(tmp_path_factory.mktemp("chdb") / "db", DB) as execute:
         yield execute
-    finally:
-        session.close()
 
 
 @pytest.mark.parametrize("number", NUMBERS, ids=lambda n: n.title)

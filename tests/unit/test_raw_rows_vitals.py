@@ -12,13 +12,10 @@ from typing import Any
 import pytest
 
 from streams.migrate import (
-    DEFAULT_MIGRATIONS_DIR,
     Execute,
-    apply_migrations,
-    chdb_executor,
-    discover_migrations,
 )
 from streams.raw_rows import RAW_COLUMNS, raw_row
+from tests.unit.chdb_store import migrated_chdb
 from tests.unit.events_factory import DROP, make_event
 
 DB = "salewatch_vitals"
@@ -55,11 +52,7 @@ def test_raw_row_carries_the_vitals_in_column_order(
 
 @pytest.fixture(scope="module")
 def execute(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Execute]:
-    chdb_session = pytest.importorskip("chdb.session")
-    session = chdb_session.Session(path=str(tmp_path_factory.mktemp("chdb") / "db"))
-    try:
-        execute = chdb_executor(session)
-        apply_migrations(execute, DB, discover_migrations(DEFAULT_MIGRATIONS_DIR))
+    with migrated_chdb(tmp_path_factory.mktemp("chdb") / "db", DB) as execute:
         columns = ", ".join(f"`{c}`" for c in RAW_COLUMNS["clicks"])
         for n, (overrides, _) in enumerate(p.values for p in ROWS):
             event = make_event("clicks", event_id=f"e-{n}", **overrides)
@@ -67,8 +60,6 @@ def execute(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Execute]:
             data = json.dumps(dict(zip(RAW_COLUMNS["clicks"], row, strict=True)))
             execute(f"INSERT INTO {DB}.clicks_raw ({columns}) FORMAT JSONEachRow {data}")
         yield execute
-    finally:
-        session.close()
 
 
 def test_rows_read_back_as_written(execute: Execute) -> None:

@@ -27,7 +27,6 @@ from streams.counting.funnel import CART, CHECKOUT, DETAIL, NO_STEP, PAID, VISIT
 from streams.counting.pipeline import NO_WINDOW, Pipeline
 from streams.counting.rollups import ROLLUP_COLUMNS, RollupRow
 from streams.events import KEY_FIELD, TOPICS, Topic
-from streams.migrate import DEFAULT_MIGRATIONS_DIR, apply_migrations, discover_migrations
 from streams.raw_rows import RAW_COLUMNS, RAW_TABLE, raw_row
 from streams.recovery import (
     MAX_CATCH_UP_MS,
@@ -45,6 +44,7 @@ from streams.recovery import (
     sessions_sql,
 )
 from streams.totals import Totals
+from tests.unit.chdb_store import migrated_chdb
 from tests.unit.events_factory import DROP, make_event
 
 chdb_session = pytest.importorskip("chdb.session")
@@ -194,13 +194,8 @@ def chdb_query(session: Any) -> Query:
 
 @pytest.fixture
 def query(tmp_path: Path) -> Iterator[Query]:
-    session = chdb_session.Session(path=str(tmp_path / "chdb"))
-    try:
-        q = chdb_query(session)
-        apply_migrations(q, DB, discover_migrations(DEFAULT_MIGRATIONS_DIR))
+    with migrated_chdb(tmp_path / "chdb", DB, chdb_query) as q:
         yield q
-    finally:
-        session.close()
 
 
 def literal(value: Any) -> str:

@@ -20,11 +20,10 @@ import pytest
 from clickhouse_driver.errors import NetworkError
 
 from streams.clock import EventClock
-from streams.counting.pipeline import NO_WINDOW, Pipeline
+from streams.counting.pipeline import Pipeline
 from streams.counting.rollups import RollupRow
 from streams.events import KEY_FIELD, Topic
-from streams.migrate import DEFAULT_MIGRATIONS_DIR, apply_migrations, discover_migrations
-from streams.recovery import Query, Recovery, kafka_partition_for, rebuild
+from streams.recovery import Query, Rebuilt, Recovery, kafka_partition_for, rebuild
 from streams.totals import Totals
 from streams.window_emitters import (
     COLUMNS,
@@ -35,6 +34,7 @@ from streams.window_emitters import (
     newest_marked_sql,
     plan_takeover,
 )
+from tests.unit.chdb_store import migrated_chdb
 from tests.unit.events_factory import make_event
 from tests.unit.test_recovery import (
     DB,
@@ -122,13 +122,8 @@ def test_mark_row_and_catch_up_names() -> None:
 
 @pytest.fixture
 def query(tmp_path: Path) -> Iterator[Query]:
-    session = chdb_session.Session(path=str(tmp_path / "chdb"))
-    try:
-        q = chdb_query(session)
-        apply_migrations(q, DB, discover_migrations(DEFAULT_MIGRATIONS_DIR))
+    with migrated_chdb(tmp_path / "chdb", DB, chdb_query) as q:
         yield q
-    finally:
-        session.close()
 
 
 def store_marks(query: Query, marks: Sequence[Mark], version: int = 1) -> None:
@@ -211,6 +206,30 @@ class TakeoverRun:
     marks: list[Mark]
 
 
+def rebuild_for(
+    query: Query,
+    live: Pipeline,
+    partitions: Sequence[int],
+    clock_now_ms: int = 0,
+    held: Sequence[int] = (),
+) -> Rebuilt:
+    """Rebuild ``partitions`` from chdb for the live pipeline ``live`` (its worker name and
+    the windows it emitted), on the event clock."""
+    return rebuild(
+        query,
+        database=DB,
+        worker=live.worker,
+        partitions=partitions,
+        partition_count=PARTITIONS,
+        new_pipeline=lambda: Pipeline(Totals(), worker=live.worker),
+        clock_kind="event",
+        clock_now_ms=clock_now_ms,
+        live_emitted=live.emitted_through,
+        wall_now_s=WALL_S,
+        held=held,
+    )
+
+
 def two_workers_one_dies(
     query: Query, seed: int, b_dies_s: int, a_takes_over_s: int, with_marks: bool = True
 ) -> TakeoverRun:
@@ -241,19 +260,7 @@ def two_workers_one_dies(
         store_marks(query, marks)
 
     a = live["a"]
-    rebuilt = rebuild(
-        query,
-        database=DB,
-        worker="a",
-        partitions=range(PARTITIONS),
-        partition_count=PARTITIONS,
-        new_pipeline=lambda: Pipeline(Totals(), worker="a"),
-        clock_kind="event",
-        clock_now_ms=stop["a"],
-        live_emitted=a.emitted_through,
-        wall_now_s=WALL_S,
-        held=A_OWNS,
-    )
+    rebuilt = rebuild_for(query, a, range(PARTITIONS), stop["a"], held=A_OWNS)
     store_rollups(query, rebuilt.catch_up_rows)
     store_marks(query, rebuilt.catch_up_marks, version=2)
     rows += rebuilt.catch_up_rows
@@ -340,18 +347,7 @@ def test_a_restart_emits_again_the_closing_it_died_in(query: Query) -> None:
     assert len(written) < len(rows)
 
     again = Pipeline(Totals(), worker="w")
-    rebuilt = rebuild(
-        query,
-        database=DB,
-        worker="w",
-        partitions=range(PARTITIONS),
-        partition_count=PARTITIONS,
-        new_pipeline=lambda: Pipeline(Totals(), worker="w"),
-        clock_kind="event",
-        clock_now_ms=0,
-        live_emitted=NO_WINDOW,
-        wall_now_s=WALL_S,
-    )
+    rebuilt = rebuild_for(query, again, range(PARTITIONS))
     assert rebuilt.plan.replay_from == last
     again.adopt(rebuilt.pipeline, rebuilt.counted_before, rebuilt.counted_before_until_ms)
     after = count(again, [(t, e) for t, e in events if e["ts"] >= crash])
@@ -374,19 +370,7 @@ def test_a_graceful_scale_out_moves_partitions_without_a_gap_or_a_double(query: 
 
     b = Pipeline(Totals(), worker="b")
     for pipeline, owned, held in ((a, A_OWNS, tuple(range(PARTITIONS))), (b, B_OWNS, ())):
-        rebuilt = rebuild(
-            query,
-            database=DB,
-            worker=pipeline.worker,
-            partitions=owned,
-            partition_count=PARTITIONS,
-            new_pipeline=lambda name=pipeline.worker: Pipeline(Totals(), worker=name),
-            clock_kind="event",
-            clock_now_ms=joined,
-            live_emitted=pipeline.emitted_through,
-            wall_now_s=WALL_S,
-            held=held,
-        )
+        rebuilt = rebuild_for(query, pipeline, owned, joined, held=held)
         assert not rebuilt.catch_up_rows
         pipeline.adopt(rebuilt.pipeline, rebuilt.counted_before, rebuilt.counted_before_until_ms)
         rest = [(t, e) for t, e in events if e["ts"] >= joined and owner_partition(t, e) in owned]
