@@ -21,8 +21,9 @@ from typing import Any
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
 
-from streams import labels
+from streams import labels, window_emitters
 from streams.clickhouse_client import describe_error, is_driver_error, make_client
+from streams.counting.rollups import ROLLUP_TABLES
 from streams.metric_defs import CLICKHOUSE_TABLE_VALUES
 from streams.settings import Settings
 from streams.totals import Totals
@@ -30,6 +31,14 @@ from streams.totals import Totals
 log = logging.getLogger(__name__)
 
 RETRY_WAIT = wait_exponential(multiplier=0.25, min=0.25, max=15)
+
+
+def table_label(table: str) -> str:
+    """The ``table`` label of a table: raw tables by name, the window tables and their
+    marks as ``rollups``, anything else ``other``."""
+    if table in ROLLUP_TABLES or table == window_emitters.TABLE:
+        return "rollups"
+    return labels.closed(table, CLICKHOUSE_TABLE_VALUES)
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -58,7 +67,7 @@ class ClickHouseSink:
         """Insert ``rows`` (tuples in ``columns`` order); retry until ClickHouse accepts."""
         if not rows:
             return
-        label = (labels.closed(table, CLICKHOUSE_TABLE_VALUES),)
+        label = (table_label(table),)
 
         def on_failure(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
