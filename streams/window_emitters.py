@@ -4,8 +4,9 @@ Why: rollup rows are keyed by worker (``streams.counting.rollups``), not by part
 when partitions move from one worker to another — a crash, a rebalance — the new owner must
 know, per partition, which windows the previous owner already emitted. Counting a moved
 partition into a window its previous owner emitted counts it twice; not counting it into a
-window nobody emitted loses it. Measured before this table existed: a survivor of a
-two-worker group lost ~13 % of the carts and orders of the three windows around the kill.
+window nobody emitted loses it. Measured before this table existed: the rollups of a
+two-worker group whose member was SIGKILLed lacked ~13 % of all carts and orders (about
+half of the 2-3 windows around the kill).
 
 The contract (migration ``0019_window_emitters.sql``):
 
