@@ -14,6 +14,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from streams.settings import Settings
 from tests.integration.support import (
+    WorkerProcess,
     ch_scalar,
     clickhouse,
     metric_value,
@@ -126,22 +127,30 @@ def test_orders_are_stored_counted_scraped_and_bad_ones_dead_lettered(
         assert float(result[0]["value"][1]) == N_ORDERS
 
 
+def stop_mid_stream(
+    settings: Settings, worker: WorkerProcess, values: list[tuple[bytes, bytes]], sig: int
+) -> None:
+    """Produce ``values`` slowly; once the first 500 are stored, stop ``worker`` with
+    ``sig``; return when everything is produced."""
+    producer = threading.Thread(target=produce, args=(settings, values, 0.05))
+    producer.start()
+    wait_until(
+        lambda: stored_orders(settings)[0],
+        lambda n: n > 500,
+        30,
+        "the first orders in ClickHouse",
+    )
+    worker.stop(sig)
+    producer.join(60)
+
+
 def test_worker_killed_mid_stream_loses_and_doubles_nothing(
     isolated: Settings, tmp_path: Path
 ) -> None:
     log = tmp_path / "worker.log"
     values = valid_orders(N_ORDERS)
     with running_worker(isolated, log) as worker:
-        producer = threading.Thread(target=produce, args=(isolated, values, 0.05))
-        producer.start()
-        wait_until(
-            lambda: stored_orders(isolated)[0],
-            lambda n: n > 500,
-            30,
-            "the first orders in ClickHouse",
-        )
-        worker.stop(signal.SIGKILL)
-        producer.join(60)
+        stop_mid_stream(isolated, worker, values, signal.SIGKILL)
         assert stored_orders(isolated)[0] < N_ORDERS, "the kill came too late to test anything"
         worker.start()
         wait_until(
@@ -163,16 +172,7 @@ def test_sigterm_mid_stream_stores_and_commits_what_was_counted(
     one after the newest order stored in ClickHouse, so the next owner reads nothing twice."""
     log = tmp_path / "worker.log"
     with running_worker(isolated, log) as worker:
-        producer = threading.Thread(target=produce, args=(isolated, valid_orders(N_ORDERS), 0.05))
-        producer.start()
-        wait_until(
-            lambda: stored_orders(isolated)[0],
-            lambda n: n > 500,
-            30,
-            "the first orders in ClickHouse",
-        )
-        worker.stop(signal.SIGTERM)
-        producer.join(60)
+        stop_mid_stream(isolated, worker, valid_orders(N_ORDERS), signal.SIGTERM)
         stored = stored_orders(isolated)[0]
     assert stored < N_ORDERS, "the stop came too late to test anything"
     assert "stopped reading; everything counted is stored and committed" in log.read_text()
