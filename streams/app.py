@@ -29,7 +29,7 @@ from streams import window_emitters
 from streams.clickhouse_client import make_client
 from streams.clickhouse_sink import ClickHouseSink
 from streams.clock import WindowClock
-from streams.counting.pipeline import Pipeline
+from streams.counting.pipeline import NO_WINDOW, Pipeline
 from streams.counting.rollups import ROLLUP_COLUMNS, RollupRow
 from streams.events import DEAD_LETTER_TOPIC, ORDERS_BY_SESSION_TOPIC, TOPICS, Topic
 from streams.ingest import BatchProcessor, InMessage
@@ -37,7 +37,7 @@ from streams.recovery import Query, Recovery
 from streams.settings import Settings
 from streams.source_reader import Route, SourceReader
 from streams.totals import Totals
-from streams.window_emitters import Mark
+from streams.window_emitters import Mark, marks_for
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +70,20 @@ def create_app(settings: Settings) -> faust.App:
 
 
 class CountLocally:
-    """Counts batches with this worker's counting pipeline, on the window clock."""
+    """Counts batches with this worker's counting pipeline, on the window clock, each
+    partition's events into that partition's tallies."""
 
     def __init__(self, pipeline: Pipeline, window_clock: WindowClock) -> None:
         self.pipeline = pipeline
         self.window_clock = window_clock
 
-    async def __call__(self, topic: Topic, events: list[dict[str, Any]]) -> None:
-        self.window_clock.observe(max(e["ts"] for e in events))
-        self.pipeline.process(topic, events, self.window_clock.now_ms())
+    async def __call__(self, topic: Topic, runs: list[tuple[int, list[dict[str, Any]]]]) -> None:
+        clock = self.window_clock
+        for _partition, events in runs:
+            clock.observe(max(e["ts"] for e in events))
+        now_ms = clock.now_ms()
+        for partition, events in runs:
+            self.pipeline.process(topic, events, now_ms, partition)
 
 
 def add_reader(
@@ -109,8 +114,10 @@ def add_reader(
     async def send_dead_letters(items: list[tuple[bytes | None, bytes]]) -> None:
         await send(settings.kafka_topic(DEAD_LETTER_TOPIC), items)
 
-    async def forward_by_session(topic: Topic, events: list[dict[str, Any]]) -> None:
-        items = [(e["session_id"].encode(), orjson.dumps(e)) for e in events]
+    async def forward_by_session(
+        topic: Topic, runs: list[tuple[int, list[dict[str, Any]]]]
+    ) -> None:
+        items = [(e["session_id"].encode(), orjson.dumps(e)) for _, events in runs for e in events]
         await send(settings.kafka_topic(ORDERS_BY_SESSION_TOPIC), items)
 
     routes: dict[str, Route] = {}
@@ -125,8 +132,12 @@ def add_reader(
         routes[settings.kafka_topic(topic)] = Route(topic, processor.prepare, processor.store)
 
     async def count_orders(topic: Topic, messages: Sequence[InMessage]) -> None:
-        # produced by this app from validated events: trusted, no second validation
-        await count_locally("orders", [orjson.loads(m.value) for m in messages])
+        # produced by this app from validated events: trusted, no second validation; an
+        # order counts under its orders_by_session partition (its session's)
+        runs: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for m in messages:
+            runs[m.partition].append(orjson.loads(m.value))
+        await count_locally("orders", list(runs.items()))
 
     routes[settings.kafka_topic(ORDERS_BY_SESSION_TOPIC)] = Route("orders", count_orders, None)
     reader = SourceReader(settings, totals, routes, recovery.on_assigned)
@@ -160,6 +171,50 @@ class StoreClosedWindows:
         )
 
 
+class CloseWindows:
+    """One timer tick: close the due windows, store their rows, then one mark per held
+    partition: its windows up to the newest closed one are emitted
+    (``streams.window_emitters``).
+
+    Skipped while partitions are being reassigned (from revoke until the new assignment's
+    state is rebuilt: a window closed then would hold partitions the worker has just
+    released) and once the reader stops; a tick holds ``reader.closing`` while it stores,
+    so that a revocation waits for it and the next owner plans from the marks it wrote.
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        window_clock: WindowClock,
+        reader: SourceReader,
+        recovery: Recovery,
+    ) -> None:
+        self.pipeline = pipeline
+        self.window_clock = window_clock
+        self.reader = reader
+        self.recovery = recovery
+        self.marked_through = NO_WINDOW  # newest window start marked
+        self.marked_for: tuple[int, ...] = ()
+
+    async def __call__(self) -> None:
+        reader = self.reader
+        if not reader.assignment_ready.is_set():
+            return
+        async with reader.closing:
+            if not reader.assignment_ready.is_set():
+                return
+            pipeline = self.pipeline
+            rows = pipeline.close_windows(self.window_clock.now_ms())
+            newest = pipeline.windows.newest_closed()
+            held = self.recovery.held
+            marks: list[Mark] = []
+            if held and newest >= 0 and (newest > self.marked_through or held != self.marked_for):
+                marks = marks_for(newest, held)
+            await self.recovery.store_closed(rows, marks)
+            if marks:
+                self.marked_through, self.marked_for = newest, held
+
+
 def add_window_timer(
     app: faust.App,
     pipeline: Pipeline,
@@ -167,24 +222,12 @@ def add_window_timer(
     reader: SourceReader,
     recovery: Recovery,
 ) -> None:
-    """Close due windows every second — also when no event arrives — and store their rows
-    and a mark: the partitions this worker owned (``streams.window_emitters``).
-
-    Paused while partitions are being reassigned (from revoke until the new assignment's
-    state is rebuilt): a window closed then would hold partitions the worker has just
-    released, which their next owner counts from this worker's last mark.
-    """
+    """Close due windows every second, also when no event arrives (:class:`CloseWindows`)."""
+    tick = CloseWindows(pipeline, window_clock, reader, recovery)
 
     @app.timer(interval=WINDOW_TIMER_INTERVAL_S, name="close_windows")  # type: ignore[untyped-decorator]
     async def close_windows() -> None:
-        if not reader.assignment_ready.is_set():
-            return
-        marked = pipeline.emitted_through
-        rows = pipeline.close_windows(window_clock.now_ms())
-        marks = []
-        if pipeline.emitted_through > marked and recovery.held:
-            marks.append(Mark(pipeline.emitted_through, pipeline.worker, recovery.held))
-        await recovery.store_closed(rows, marks)
+        await tick()
 
 
 def make_recovery(
@@ -192,7 +235,6 @@ def make_recovery(
     totals: Totals,
     pipeline: Pipeline,
     window_clock: WindowClock,
-    worker: str,
 ) -> Recovery:
     """Rebuilds the counting state from ClickHouse at every assignment (``streams.recovery``).
 
@@ -209,10 +251,9 @@ def make_recovery(
     return Recovery(
         pipeline,
         window_clock,
-        new_pipeline=lambda: Pipeline.from_settings(settings, Totals(), None, worker),
+        new_pipeline=lambda: Pipeline.from_settings(settings, Totals()),
         make_query=make_query,
         database=settings.clickhouse_database,
-        worker=worker,
         partition_count=settings.topic_partitions,
         clock_kind=settings.window_clock,
         store_closed=StoreClosedWindows(settings, totals, time.time),

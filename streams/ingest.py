@@ -63,9 +63,10 @@ class PreparedBatch:
     result: BatchResult
 
 
-# counts a batch of valid events: locally (``streams.counting``) or by forwarding them to
+# counts a batch of valid events, as ``(kafka partition, events)`` runs in message order:
+# locally (``streams.counting``, whose windows are per partition) or by forwarding them to
 # the worker that owns their sessions; returns once they are counted or handed over
-CountBatch = Callable[[Topic, list[dict[str, Any]]], Awaitable[None]]
+CountBatch = Callable[[Topic, list[tuple[int, list[dict[str, Any]]]]], Awaitable[None]]
 
 
 class RawSink(Protocol):
@@ -88,7 +89,7 @@ def limits_from(settings: Settings) -> Limits:
 
 
 class BatchProcessor:
-    """Runs the chain for batches of one or more topics; one instance per agent."""
+    """Runs the chain for batches of one or more topics; one instance per source topic."""
 
     def __init__(
         self,
@@ -126,7 +127,13 @@ class BatchProcessor:
         dead: list[tuple[bytes | None, bytes]] = []
         invalid_reasons: Counter[str] = Counter()
         limits = self.limits
+        # (partition, index in events where its run ends): messages come partition by partition
+        runs: list[tuple[int, int]] = []
         for msg in messages:
+            if runs and runs[-1][0] != msg.partition:
+                runs[-1] = (runs[-1][0], len(events))
+            if not runs or runs[-1][0] != msg.partition:
+                runs.append((msg.partition, -1))
             proven = valid_events(msg.value, topic, now_ms, limits)
             if proven is not None:
                 partition, offset = msg.partition, msg.offset
@@ -148,7 +155,7 @@ class BatchProcessor:
             await self.send_dead_letters(dead)
             self.totals.inc("salewatch_dead_letters_total", (topic,), len(dead))
         if self.count is not None and events:
-            await self.count(topic, events)
+            await self.count(topic, _split(events, runs))
         return PreparedBatch(topic, rows, BatchResult(valid=len(events), invalid=len(dead)))
 
     async def store(self, topic: Topic, rows: list[tuple[Any, ...]]) -> None:
@@ -182,3 +189,19 @@ class BatchProcessor:
             lag_steps[max(now_ms - ts, 0) // 100] += n
         for step, n in lag_steps.items():
             totals.observe("salewatch_event_lag_seconds", (topic,), step / 10, n)
+
+
+def _split(
+    events: list[dict[str, Any]], runs: list[tuple[int, int]]
+) -> list[tuple[int, list[dict[str, Any]]]]:
+    """``events`` cut into ``(partition, events)`` at the run ends (-1: the last run)."""
+    if len(runs) == 1:
+        return [(runs[0][0], events)]
+    out = []
+    begin = 0
+    for partition, end in runs:
+        stop = len(events) if end < 0 else end
+        if stop > begin:
+            out.append((partition, events[begin:stop]))
+        begin = stop
+    return out

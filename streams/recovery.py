@@ -15,21 +15,18 @@ restart is what PromQL ``increase``/``rate`` handle.
 What, for the assigned partitions ``P`` (the same numbers on every topic: the reader's range
 assignor co-partitions topics with equal partition counts):
 
-1. **plan** (:func:`plan_rebuild`, pure): windows not emitted yet start after ``E``, the
-   newest window this worker name wrote to a rollup table (a new name: any worker's; none:
-   replay :data:`MAX_CATCH_UP_MS`). ``replay_from = E + size``, never more than
-   :data:`MAX_CATCH_UP_MS` before the clock. Partitions that moved here are planned per
-   partition from their newest mark in ``window_emitters``
-   (:func:`streams.window_emitters.plan_takeover`): one whose previous owner emitted
-   windows at or after ``replay_from`` counts into the rebuilt windows only after them
-   (its earlier events update sessions only); one whose previous owner stopped before
-   ``replay_from`` gets the windows in between from a **catch-up** pipeline of that
-   partition alone (steps 2-4 on ``[mark + size, replay_from)``), stored as
-   ``catch-up/pN`` rows with their mark before the partitions are read.
+1. **plan** (:func:`plan_rebuild`, pure): per partition p, the first window not emitted
+   yet, ``from[p]``: after p's newest mark in ``window_emitters``, by whichever worker
+   (:func:`streams.window_emitters.plan_windows`), never more than
+   :data:`MAX_CATCH_UP_MS` before the clock; ``replay_from`` is the oldest of them.
+   Rollup rows are per partition (``p3``), so a window of p emitted again replaces its
+   rows: a mark that did not make it (a crash between rows and mark, a store in flight
+   during a rebalance) costs one window emitted twice under one key, never a double count.
 2. **open windows**: every stored event of ``P`` with ``ts >= replay_from`` is counted again
-   through :meth:`Pipeline.warm_up`, in event-time order, into window tallies and sessions.
-   Windows that closed while the worker was down are among them; the next timer tick emits
-   them, complete.
+   through :meth:`Pipeline.warm_up`, in event-time order, into window tallies (of p only
+   from ``from[p]`` on: before, p's windows are emitted) and sessions. Windows that closed
+   while the worker was down, or that a moved partition's previous owner did not emit, are
+   among them; the next timer tick emits them, complete.
 3. **sessions** that a future event can continue (last seen after ``replay_from - timeout``):
    one aggregate query over the session activity (``streams.counting.funnel``: clicks,
    carts, ``order_created``/``payment_succeeded``/``payment_failed``) of
@@ -80,17 +77,17 @@ Known gaps:
 * the 5- and 15-minute distinct-user gauges start over with the windows closed after the
   restart (``active_users_1m`` in ClickHouse is unaffected);
 * amounts with more than two decimals are stored truncated to cents, counted live rounded;
-* a worker that dies between storing a closing's rows and its mark (milliseconds once a
-  minute) and whose partitions go to *another* worker has that window emitted again for
-  them as catch-up rows next to its own (its restart under the same name replaces them):
-  counted twice;
+* a window emitted again is rebuilt from the stored events: events of it that the
+  previous owner counted but had not stored when it died are read again and counted late
+  (only when raw inserts lag window closings by more than the allowed lateness, e.g.
+  during a ClickHouse outage), and late events it stored raw are counted in the new rows;
 * after a takeover, the dead worker's backlog (events it never read) is counted late when
   the survivor's clock passed their windows + lateness before it could read them: with the
   wall clock, a takeover longer than ``allowed_lateness_s``; with the event clock, the
   survivor's own partitions move its clock while the moved ones wait
   (``salewatch_events_late_total`` counts them; the raw tables hold them);
-* ``traffic_1m.active_users`` is distinct per worker name, so catch-up rows add users a
-  window's other rows may already hold (use ``active_users_1m`` across workers).
+* ``traffic_1m.active_users`` is distinct per partition, so summing it over partitions
+  counts a user seen in two partitions' sessions twice (use ``active_users_1m``).
 """
 
 from __future__ import annotations
@@ -101,13 +98,12 @@ import logging
 import struct
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from streams import labels as lv
-from streams import window_emitters
 from streams.clickhouse_client import is_connection_error, is_driver_error
 from streams.clock import WindowClock
 from streams.counting.classify import ORDER_MEMORY_MS
@@ -123,14 +119,9 @@ from streams.counting.funnel import (
 )
 from streams.counting.pipeline import NO_WINDOW, Pipeline
 from streams.counting.rollups import ROLLUP_TABLES, RollupRow
-from streams.events import EVENT_TYPES, KEY_FIELD, TOPICS, Topic
+from streams.events import EVENT_TYPES, TOPICS, Topic
 from streams.raw_rows import RAW_TABLE
-from streams.window_emitters import (
-    Mark,
-    catch_up_worker,
-    newest_marked_sql,
-    plan_takeover,
-)
+from streams.window_emitters import Mark, newest_marked_sql, plan_windows
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +211,8 @@ class RebuildPlan:
     windows before ``replay_from`` are closed; ``sessions_from``: start of the session
     lookback; ``live_after``: sessions last seen at or before it cannot be continued;
     ``orders_from``: oldest ``order_created`` whose category is still remembered;
-    ``offsets_from``: oldest event time looked at for stored offsets.
+    ``offsets_from``: oldest event time looked at for stored offsets; ``windows_from``:
+    ``{partition: first window start it emits}`` (its events before only restore state).
     """
 
     replay_from: int
@@ -229,37 +221,43 @@ class RebuildPlan:
     live_after: int
     orders_from: int
     offsets_from: int
+    windows_from: dict[int, int] = field(default_factory=dict)
 
 
 def plan_rebuild(
     *,
     now_ms: int,
-    own_emitted: int | None,
+    partitions: Sequence[int],
+    newest_marked: Mapping[int, int],
     any_emitted: int | None,
-    live_emitted: int = NO_WINDOW,
-    own_marked: int | None = None,
+    live_emitted: Mapping[int, int] | None = None,
     size_ms: int,
     lateness_ms: int,
     timeout_ms: int = SESSION_TIMEOUT_MS,
     max_catch_up_ms: int = MAX_CATCH_UP_MS,
 ) -> RebuildPlan:
-    """The rebuild plan at clock ``now_ms``.
+    """The rebuild plan of ``partitions`` at clock ``now_ms``.
 
-    ``own_emitted`` / ``any_emitted``: newest ``window_start`` (ms) in the rollup tables
-    written by this worker name / by any worker (None: no rows); ``live_emitted``: the
-    newest window the running pipeline closed itself (``Pipeline.emitted_through``);
-    ``own_marked``: newest window this worker name marked in ``window_emitters`` (None:
-    no mark). A mark is stored after a closing's rows, so rows newer than the mark are a
-    closing the worker died in, maybe written to some tables only: it is emitted again.
-    The session lookback is ``timeout + size + lateness``: every session a future event
-    can continue, seen over the session timeout and the grace the live store keeps it.
+    ``newest_marked``: newest marked window start (ms) of each partition in the catch-up
+    horizon; ``any_emitted``: newest ``window_start`` of any rollup row (None: none), for a
+    store without marks; ``live_emitted``: the newest window the running pipeline closed,
+    for the partitions it holds. ``replay_from`` is the oldest first window of a partition
+    (:func:`streams.window_emitters.plan_windows`). The session lookback is ``timeout +
+    size + lateness``: every session a future event can continue, seen over the session
+    timeout and the grace the live store keeps it.
     """
-    if own_emitted is not None and own_marked is not None:
-        own_emitted = min(own_emitted, own_marked)
-    stored = own_emitted if own_emitted is not None else any_emitted
-    emitted = max(stored if stored is not None else NO_WINDOW, live_emitted)
-    replay_from = max(emitted + size_ms, oldest_catch_up(now_ms, size_ms, max_catch_up_ms))
-    return plan_from(replay_from, size_ms=size_ms, lateness_ms=lateness_ms, timeout_ms=timeout_ms)
+    oldest = oldest_catch_up(now_ms, size_ms, max_catch_up_ms)
+    windows_from = plan_windows(
+        partitions=partitions,
+        newest_marked_ms=newest_marked,
+        live_emitted_ms=live_emitted or {},
+        any_emitted_ms=any_emitted,
+        oldest=oldest,
+        size_ms=size_ms,
+    )
+    replay_from = min(windows_from.values(), default=oldest)
+    plan = plan_from(replay_from, size_ms=size_ms, lateness_ms=lateness_ms, timeout_ms=timeout_ms)
+    return replace(plan, windows_from=windows_from)
 
 
 def oldest_catch_up(now_ms: int, size_ms: int, max_catch_up_ms: int = MAX_CATCH_UP_MS) -> int:
@@ -287,24 +285,13 @@ def _seconds(ms: int) -> int:
     return max(ms // 1000, 0)
 
 
-def emitted_sql(database: str, worker: str) -> str:
-    """``(own, any, own marked)``: newest window_start (epoch s, 0 = none) in the rollup
-    tables of ``worker`` / of any worker, and newest of ``worker`` in ``window_emitters``."""
-    mine = f"worker = {_strings([worker])}"
+def any_emitted_sql(database: str) -> str:
+    """Newest ``window_start`` (epoch s, 0 = none) of any rollup row, by any emitter."""
     parts = " UNION ALL ".join(
-        [
-            f"SELECT toUInt32(maxIf(window_start, {mine})) AS own, "
-            f"toUInt32(max(window_start)) AS anyone, toUInt32(0) AS marked "
-            f"FROM {database}.{table}"
-            for table in ROLLUP_TABLES
-        ]
-        + [
-            f"SELECT toUInt32(0) AS own, toUInt32(0) AS anyone, "
-            f"toUInt32(maxIf(window_start, {mine})) AS marked "
-            f"FROM {database}.{window_emitters.TABLE}"
-        ]
+        f"SELECT toUInt32(max(window_start)) AS anyone FROM {database}.{table}"
+        for table in ROLLUP_TABLES
     )
-    return f"SELECT max(own), max(anyone), max(marked) FROM ({parts})"
+    return f"SELECT max(anyone) FROM ({parts})"
 
 
 def _time_range(
@@ -423,12 +410,14 @@ def replay_sql(
     database: str, topic: Topic, partitions: Sequence[int], from_ms: int, to_ms: int | None = None
 ) -> str:
     """Stored events of ``topic`` from ``from_ms`` on (before ``to_ms``), oldest first, as
-    :data:`REPLAY_COLUMNS` (orders of every partition: see :func:`sessions_sql`)."""
+    ``kafka_partition`` then :data:`REPLAY_COLUMNS` (orders of every partition: see
+    :func:`sessions_sql`)."""
     where = _time_range(topic, from_ms, to_ms)
     if topic != "orders":
         where += f" AND {_owned(partitions)}"
     return (
-        f"SELECT {', '.join(REPLAY_COLUMNS[topic])} FROM {database}.{RAW_TABLE[topic]} "
+        f"SELECT kafka_partition, {', '.join(REPLAY_COLUMNS[topic])} "
+        f"FROM {database}.{RAW_TABLE[topic]} "
         f"WHERE {where} ORDER BY ts_ms"
     )
 
@@ -520,17 +509,19 @@ def session_from_row(row: Sequence[Any]) -> tuple[str, Session]:
 
 
 def merge_by_time(
-    streams: Mapping[Topic, Sequence[Mapping[str, Any]]],
-) -> Iterator[tuple[Topic, Mapping[str, Any]]]:
-    """``(topic, event)`` pairs of several time-sorted event lists, in event-time order
-    (ties: in ``TOPICS`` order, so clicks before carts before orders)."""
+    streams: Mapping[Topic, Sequence[tuple[int, Mapping[str, Any]]]],
+) -> Iterator[tuple[Topic, int, Mapping[str, Any]]]:
+    """``(topic, partition, event)`` of several time-sorted lists of ``(partition, event)``,
+    in event-time order (ties: in ``TOPICS`` order, so clicks before carts before orders)."""
 
-    def tagged(rank: int, topic: Topic) -> Iterator[tuple[int, int, Topic, Mapping[str, Any]]]:
-        return ((event["ts"], rank, topic, event) for event in streams[topic])
+    def tagged(rank: int, topic: Topic) -> Iterator[tuple[int, int, Topic, int, Mapping[str, Any]]]:
+        return ((event["ts"], rank, topic, p, event) for p, event in streams[topic])
 
     lists = [tagged(rank, topic) for rank, topic in enumerate(TOPICS) if topic in streams]
-    for _ts, _rank, topic, event in heapq.merge(*lists, key=lambda item: (item[0], item[1])):
-        yield topic, event
+    for _ts, _rank, topic, partition, event in heapq.merge(
+        *lists, key=lambda item: (item[0], item[1])
+    ):
+        yield topic, partition, event
 
 
 # ------------------------------------------------------------------ rebuild (blocking)
@@ -560,11 +551,7 @@ class Rebuilt:
     ``next_offsets``: ``{(topic, partition): offset}`` to resume each source topic at;
     ``counted_before``: ids of stored order events Kafka may deliver again on
     ``orders_by_session``, up to event time ``counted_before_until_ms``;
-    ``newest_event_ms``: newest stored event time of the partitions (None: none);
-    ``catch_up_rows`` / ``catch_up_marks``: rollup rows and marks of windows that moved
-    partitions' previous owners did not emit, to store before reading
-    (:mod:`streams.window_emitters`); ``counted_elsewhere``: ``{partition: ms}``, partitions
-    whose events before ``ms`` other workers emitted (kept out of the rebuilt windows).
+    ``newest_event_ms``: newest stored event time of the partitions (None: none).
     """
 
     pipeline: Pipeline
@@ -574,16 +561,9 @@ class Rebuilt:
     counted_before_until_ms: int
     newest_event_ms: int | None
     stats: RebuildStats
-    catch_up_rows: list[RollupRow] = field(default_factory=list)
-    catch_up_marks: list[Mark] = field(default_factory=list)
-    counted_elsewhere: dict[int, int] = field(default_factory=dict)
 
 
 ClockKind = Literal["wall", "event"]
-
-# the message key a topic is partitioned by, as far as a replayed event knows it: orders are
-# counted by the owner of their session (orders_by_session), not of their order_id
-_OWNER_KEY: dict[Topic, str] = {**KEY_FIELD, "orders": "session_id"}
 
 
 class _Owners:
@@ -599,9 +579,6 @@ class _Owners:
             partition = self._cache[key] = kafka_partition_for(key, self.partition_count)
         return partition
 
-    def of_event(self, topic: Topic, event: Mapping[str, Any]) -> int:
-        return self.of(event[_OWNER_KEY[topic]])
-
 
 def _restore(
     timed: Callable[[str, str], Sequence[Sequence[Any]]],
@@ -612,13 +589,13 @@ def _restore(
     partitions: Sequence[int],
     owners: _Owners,
     stats: RebuildStats,
-    replay_to: int | None = None,
-    tally_from: Mapping[int, int] | None = None,
 ) -> int | None:
     """Restore sessions and order categories of ``partitions`` before ``plan.replay_from``,
-    then count their stored events of ``[replay_from, replay_to)`` into ``pipeline``'s
-    windows (an event of partition p before ``tally_from[p]`` updates state only).
-    Returns the newest replayed event time (None: none)."""
+    then count their stored events from ``replay_from`` on into ``pipeline``'s windows (an
+    event of partition p before ``plan.windows_from[p]`` updates state only). An order is
+    counted under its session's partition (``orders_by_session``'s, where the live worker
+    counts it), every other event under its own. Returns the newest replayed event time
+    (None: none)."""
     owned = set(partitions)
     owns_all = owned >= set(range(owners.partition_count))
 
@@ -635,60 +612,47 @@ def _restore(
             pipeline.restore_order_category(order_id, category, int(ts))
             stats.orders += 1
 
-    events: dict[Topic, list[dict[str, Any]]] = {}
+    events: dict[Topic, list[tuple[int, dict[str, Any]]]] = {}
     for topic in TOPICS:
-        rows = timed("read", replay_sql(database, topic, partitions, plan.replay_from, replay_to))
+        rows = timed("read", replay_sql(database, topic, partitions, plan.replay_from))
         started = time.perf_counter()
-        converted = [replay_event(topic, row) for row in rows]
         if topic == "orders":
-            converted = [e for e in converted if owns_session(e["session_id"])]
+            by_session = ((owners.of(row[4]), replay_event(topic, row[1:])) for row in rows)
+            converted = [(p, e) for p, e in by_session if p in owned]
+        else:
+            converted = [(int(row[0]), replay_event(topic, row[1:])) for row in rows]
         events[topic] = converted
         stats.seconds["convert"] = stats.seconds.get("convert", 0.0) + time.perf_counter() - started
 
-    state_only = None
-    if tally_from:
-        limits = dict(tally_from)
-
-        def state_only(topic: Topic, event: Mapping[str, Any]) -> bool:
-            return int(event["ts"]) < limits.get(owners.of_event(topic, event), NO_WINDOW)
-
     started = time.perf_counter()
-    stats.replayed += pipeline.warm_up(merge_by_time(events), plan.clock_ms, state_only)
+    stats.replayed += pipeline.warm_up(merge_by_time(events), plan.clock_ms, plan.windows_from)
     stats.seconds["count"] = stats.seconds.get("count", 0.0) + time.perf_counter() - started
-    return max((e[-1]["ts"] for e in events.values() if e), default=None)
+    return max((e[-1][1]["ts"] for e in events.values() if e), default=None)
 
 
 def rebuild(
     query: Query,
     *,
     database: str,
-    worker: str,
     partitions: Sequence[int],
     partition_count: int,
     new_pipeline: Callable[[], Pipeline],
     clock_kind: ClockKind,
     clock_now_ms: int,
-    live_emitted: int,
+    live_emitted: Mapping[int, int],
     wall_now_s: float,
-    held: Sequence[int] = (),
 ) -> Rebuilt:
     """Read the stored state of ``partitions`` and count it into ``new_pipeline()``.
 
     Blocking (ClickHouse reads, counting): run it in a thread. ``clock_now_ms`` is the live
     window clock (0 for an event clock that has seen nothing yet: then the newest stored
-    event time is the clock). ``held``: partitions the live pipeline counts already.
-
-    Partitions that moved here from another worker are planned with their marks
-    (:func:`streams.window_emitters.plan_takeover`): the rebuilt windows leave out what
-    their previous owner emitted, and windows nobody emitted for them before
-    ``replay_from`` are counted by one catch-up pipeline per partition, returned as
-    ``catch_up_rows``.
+    event time is the clock). ``live_emitted``: the newest window the live pipeline closed,
+    for the partitions it holds already. Each partition's windows start after its newest
+    mark (:func:`plan_rebuild`), whichever worker wrote it.
     """
     pipeline = new_pipeline()
     stats = RebuildStats()
     size_ms = pipeline.windows.size_ms
-    lateness_ms = pipeline.windows.lateness_ms
-    timeout_ms = pipeline.sessions.timeout_ms
 
     def timed(step: str, sql: str) -> Sequence[Sequence[Any]]:
         started = time.perf_counter()
@@ -696,36 +660,25 @@ def rebuild(
         stats.seconds[step] = stats.seconds.get(step, 0.0) + time.perf_counter() - started
         return rows
 
-    ((own_s, any_s, marked_s),) = timed("emitted", emitted_sql(database, worker))
-    own = int(own_s) * 1000 or None
+    ((any_s,),) = timed("emitted", any_emitted_sql(database))
     anyone = int(any_s) * 1000 or None
-    own_marked = int(marked_s) * 1000 or None
     newest: int | None = None
     now_ms = clock_now_ms
     if clock_kind == "event" and not now_ms:
-        since = own or anyone or 0
-        ((ts,),) = timed("newest", newest_event_sql(database, partitions, since))
+        ((ts,),) = timed("newest", newest_event_sql(database, partitions, anyone or 0))
         newest = int(ts) or None
         now_ms = newest or int(wall_now_s * 1000)
-    plan = plan_rebuild(
-        now_ms=now_ms,
-        own_emitted=own,
-        any_emitted=anyone,
-        live_emitted=live_emitted,
-        own_marked=own_marked,
-        size_ms=size_ms,
-        lateness_ms=lateness_ms,
-        timeout_ms=timeout_ms,
-    )
     oldest = oldest_catch_up(now_ms, size_ms)
     marked = timed("marks", newest_marked_sql(database, oldest))
-    takeover = plan_takeover(
+    plan = plan_rebuild(
+        now_ms=now_ms,
         partitions=partitions,
-        held=held,
-        newest_marked_ms={int(p): int(s) * 1000 for p, s in marked},
-        replay_from=plan.replay_from,
-        oldest=oldest,
+        newest_marked={int(p): int(s) * 1000 for p, s in marked},
+        any_emitted=anyone,
+        live_emitted=live_emitted,
         size_ms=size_ms,
+        lateness_ms=pipeline.windows.lateness_ms,
+        timeout_ms=pipeline.sessions.timeout_ms,
     )
     owners = _Owners(partition_count)
     newest_replayed = _restore(
@@ -736,30 +689,9 @@ def rebuild(
         partitions=partitions,
         owners=owners,
         stats=stats,
-        tally_from=takeover.tally_from,
     )
     if newest_replayed is not None:
         newest = max(newest or newest_replayed, newest_replayed)
-
-    catch_up_rows: list[RollupRow] = []
-    catch_up_marks: list[Mark] = []
-    for partition, first_window in sorted(takeover.catch_up.items()):
-        catching_up = new_pipeline()
-        catching_up.worker = catch_up_worker(partition)
-        _restore(
-            timed,
-            catching_up,
-            plan_from(
-                first_window, size_ms=size_ms, lateness_ms=lateness_ms, timeout_ms=timeout_ms
-            ),
-            database=database,
-            partitions=[partition],
-            owners=owners,
-            stats=stats,
-            replay_to=plan.replay_from,
-        )
-        catch_up_rows += catching_up.close_windows(plan.replay_from + lateness_ms)
-        catch_up_marks.append(Mark(plan.replay_from - size_ms, catching_up.worker, (partition,)))
 
     next_offsets = {
         (topic, int(partition)): int(offset) + 1
@@ -777,9 +709,6 @@ def rebuild(
         counted_before_until_ms=max((int(ts) for _, ts in redelivered), default=NO_WINDOW),
         newest_event_ms=newest,
         stats=stats,
-        catch_up_rows=catch_up_rows,
-        catch_up_marks=catch_up_marks,
-        counted_elsewhere=takeover.tally_from,
     )
 
 
@@ -793,9 +722,8 @@ class Recovery:
     caller (``streams.source_reader``) to seek to before it reads. Until it returns the caller
     must not feed the pipeline events of the assigned partitions. ClickHouse errors are
     retried with backoff for ``retry_for_s``; after that the worker goes on from an empty
-    state (logged as an error) rather than not counting at all. Catch-up windows of moved
-    partitions are stored through ``store_closed`` before it returns. ``held``: the
-    partitions the live pipeline counts (the window timer marks its closings with them).
+    state (logged as an error) rather than not counting at all. ``held``: the partitions
+    the live pipeline counts (the window timer marks its closings with them).
     """
 
     def __init__(
@@ -806,7 +734,6 @@ class Recovery:
         make_query: Callable[[], tuple[Query, Callable[[], None]]],
         *,
         database: str,
-        worker: str,
         partition_count: int,
         clock_kind: ClockKind,
         store_closed: StoreClosed,
@@ -818,7 +745,6 @@ class Recovery:
         self.new_pipeline = new_pipeline
         self.make_query = make_query
         self.database = database
-        self.worker = worker
         self.partition_count = partition_count
         self.clock_kind: ClockKind = clock_kind
         self.store_closed = store_closed
@@ -827,7 +753,7 @@ class Recovery:
         self.held: tuple[int, ...] = ()
 
     def _rebuild_blocking(
-        self, partitions: Sequence[int], clock_now_ms: int, live_emitted: int
+        self, partitions: Sequence[int], clock_now_ms: int, live_emitted: Mapping[int, int]
     ) -> Rebuilt:
         def retryable(exc: BaseException) -> bool:
             return is_driver_error(exc) or is_connection_error(exc)
@@ -838,7 +764,6 @@ class Recovery:
                 return rebuild(
                     query,
                     database=self.database,
-                    worker=self.worker,
                     partitions=partitions,
                     partition_count=self.partition_count,
                     new_pipeline=self.new_pipeline,
@@ -846,7 +771,6 @@ class Recovery:
                     clock_now_ms=clock_now_ms,
                     live_emitted=live_emitted,
                     wall_now_s=self.wall(),
-                    held=self.held,
                 )
             finally:
                 close()
@@ -872,10 +796,10 @@ class Recovery:
             return {}
         started = time.perf_counter()
         clock_now = self.window_clock.now_ms()
+        emitted = self.pipeline.emitted_through
+        live = {p: emitted for p in self.held} if emitted != NO_WINDOW else {}
         try:
-            rebuilt = await asyncio.to_thread(
-                self._rebuild_blocking, partitions, clock_now, self.pipeline.emitted_through
-            )
+            rebuilt = await asyncio.to_thread(self._rebuild_blocking, partitions, clock_now, live)
         except Exception as exc:
             log.error(
                 "cannot rebuild the counting state of partitions %s from ClickHouse (%s); "
@@ -889,22 +813,6 @@ class Recovery:
             self.pipeline.adopt(self.new_pipeline())
             self.held = tuple(partitions)
             return {}
-        if rebuilt.catch_up_marks:
-            await self.store_closed(rebuilt.catch_up_rows, rebuilt.catch_up_marks)
-            log.info(
-                "partitions %s moved here: the windows before %s their previous owners had "
-                "not emitted are emitted as catch-up rows (%d)",
-                [m.partitions[0] for m in rebuilt.catch_up_marks],
-                time.strftime("%H:%M", time.gmtime(rebuilt.plan.replay_from / 1000)),
-                len(rebuilt.catch_up_rows),
-            )
-        for partition, counted_from in sorted(rebuilt.counted_elsewhere.items()):
-            log.info(
-                "partition %d: windows before %s were emitted by another worker; "
-                "its events there only restore sessions",
-                partition,
-                time.strftime("%H:%M", time.gmtime(counted_from / 1000)),
-            )
         self.held = tuple(partitions)
         self.pipeline.adopt(
             rebuilt.pipeline, rebuilt.counted_before, rebuilt.counted_before_until_ms
@@ -915,7 +823,10 @@ class Recovery:
             "counting state of partitions %s rebuilt from ClickHouse in %.2fs: windows from %s, %s",
             partitions,
             time.perf_counter() - started,
-            time.strftime("%H:%M", time.gmtime(rebuilt.plan.replay_from / 1000)),
+            ", ".join(
+                f"p{p} {time.strftime('%H:%M', time.gmtime(ms / 1000))}"
+                for p, ms in sorted(rebuilt.plan.windows_from.items())
+            ),
             rebuilt.stats.describe(),
         )
         return rebuilt.next_offsets

@@ -56,6 +56,9 @@ log = logging.getLogger(__name__)
 READY_LINE = "salewatch worker: ready"
 # on SIGTERM, how long to wait for counted events to be stored before stopping
 SHUTDOWN_DRAIN_S = 10.0
+# how long a revocation or a stop waits for a window closing being stored (its marks tell
+# the next owner where to start; without them it emits that window again, replacing it)
+CLOSING_WAIT_S = 5.0
 
 # prepares one topic's messages; None when there is nothing to store (orders_by_session)
 Prepare = Callable[[Topic, Sequence[InMessage]], Awaitable[PreparedBatch | None]]
@@ -107,6 +110,8 @@ class SourceReader:
         self.consumer: AIOKafkaConsumer | None = None
         # set while the current assignment's state is rebuilt and reading may go on
         self.assignment_ready = asyncio.Event()
+        # held by the window timer while it stores a closing (streams.app.CloseWindows)
+        self.closing = asyncio.Lock()
         self.generation = 0  # assignments completed
         self.sought: dict[TopicPartition, int] = {}  # this assignment's seeks
 
@@ -156,8 +161,11 @@ class SourceReader:
     async def drain_before_stop(self, inserter: asyncio.Task[None]) -> None:
         """On shutdown, store and commit what was counted (at most ``SHUTDOWN_DRAIN_S``).
 
-        What is not stored by then is read again by the next owner (at least once).
+        What is not stored by then is read again by the next owner (at least once). No
+        window closes from here on: the partitions' next owner emits the open ones.
         """
+        self.assignment_ready.clear()
+        await self.closing_stored()
         if not inserter.done():
             try:
                 await asyncio.wait_for(self.queue.drained(), SHUTDOWN_DRAIN_S)
@@ -242,8 +250,22 @@ class SourceReader:
             # the raw tables collapse the repeated rows by event_id
             log.warning("committing offsets of %d partition(s) failed: %s", len(mine), exc)
 
+    async def closing_stored(self) -> None:
+        """Wait (at most ``CLOSING_WAIT_S``) for a window closing being stored."""
+        try:
+            await asyncio.wait_for(self.closing.acquire(), CLOSING_WAIT_S)
+        except TimeoutError:
+            log.warning(
+                "a window closing is still being stored after %.0fs; the next owner of "
+                "these partitions emits that window again",
+                CLOSING_WAIT_S,
+            )
+        else:
+            self.closing.release()
+
     async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         self.assignment_ready.clear()
+        await self.closing_stored()
         if not revoked:
             return
         async with self.preparing:

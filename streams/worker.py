@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import socket
 import sys
 from typing import Any
 
@@ -118,11 +117,10 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     app = create_app(settings)
-    # names this worker's rollup rows: a restarted worker re-emits under the same name
-    worker_name = f"{socket.gethostname()}:{settings.metrics_port}"
-    pipeline = Pipeline.from_settings(settings, totals, sessions=None, worker=worker_name)
+    # rollup rows are named by partition (streams.counting.rollups.emitter), not by worker
+    pipeline = Pipeline.from_settings(settings, totals)
     window_clock = make_clock(settings.window_clock)
-    recovery = make_recovery(settings, totals, pipeline, window_clock, worker_name)
+    recovery = make_recovery(settings, totals, pipeline, window_clock)
     reader = add_reader(app, settings, totals, pipeline, window_clock, recovery)
     add_window_timer(app, pipeline, window_clock, reader, recovery)
     mode.loop.use("uvloop")  # what `faust -L uvloop` does: ~12 % less CPU per event

@@ -99,7 +99,7 @@ class Replay:
         self.on_scrape = on_scrape
         self.progress = progress
         self.totals = Totals()
-        self.pipeline = Pipeline.from_settings(settings, self.totals, None, WORKER_NAME)
+        self.pipeline = Pipeline.from_settings(settings, self.totals)
         self.health = BatchProcessor(settings, self.totals, _NoRawSink(), _no_dead_letters)
         self.limits = limits_from(settings)
         self.stats = ReplayStats()

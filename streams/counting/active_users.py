@@ -38,6 +38,8 @@ class ActiveUsers:
         self._exact: dict[int, dict[str, int]] = {}
 
     def add_window(self, start_ms: int, users: Mapping[tuple[str, str], set[str]]) -> None:
+        """Record a closed window's users; a window added again is merged into the first
+        (sketches: their union; the exact 1-window counts: the larger, a lower bound)."""
         by_channel: dict[str, set[str]] = {}
         for (channel, _source), ids in users.items():
             current = by_channel.get(channel)
@@ -51,6 +53,16 @@ class ActiveUsers:
             sketch.update(ids)
         exact = {channel: len(ids) for channel, ids in by_channel.items()}
         exact[ALL_CHANNELS] = len(set().union(*by_channel.values()))
+        known = self._sketches.get(start_ms)
+        if known is not None:  # a window emitted again (a moved partition's catch-up)
+            for channel, sketch in known.items():
+                found = sketches.get(channel)
+                if found is None:
+                    sketches[channel] = sketch
+                else:
+                    found.merge(sketch)
+            for channel, n in self._exact[start_ms].items():
+                exact[channel] = max(exact.get(channel, 0), n)
         self._sketches[start_ms] = sketches
         self._exact[start_ms] = exact
 

@@ -19,6 +19,12 @@ arrives; it returns the rows of the windows that closed, sets the distinct-user 
 and expires idle sessions. Memory is flat: closed windows are forgotten, idle sessions
 expire, the dedupe memory and the distinct-user history are bounded.
 
+Windows hold one tally per Kafka partition (the partition number of the events' source
+topic; ``orders_by_session``'s for orders): a window's rollup rows are emitted per partition,
+named :func:`streams.counting.rollups.emitter` (``p3``), so emitting a window of a partition
+again — from any worker, after a crash or a rebalance — replaces its rows instead of adding
+to them (``streams.window_emitters``).
+
 Restart and rebalance (``streams.recovery``): a worker rebuilds its counting state from
 the events stored in ClickHouse on a fresh pipeline, through :meth:`Pipeline.warm_up`
 (windows and sessions only: those events are already in the Prometheus totals) and
@@ -28,7 +34,7 @@ pipeline continues from it with :meth:`Pipeline.adopt`, keeping its own totals.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from streams import labels as lv
@@ -43,7 +49,7 @@ from streams.counting.funnel import (
     SessionStore,
     SessionTracker,
 )
-from streams.counting.rollups import RollupRow, rollup_rows
+from streams.counting.rollups import RollupRow, emitter, rollup_rows
 from streams.counting.sketch import DEFAULT_PRECISION
 from streams.counting.tally import Tally
 from streams.counting.windows import DEFAULT_LATENESS_MS, DEFAULT_SIZE_MS, TumblingWindows
@@ -61,11 +67,11 @@ NO_WINDOW = -(1 << 62)  # "before any window"
 class Pipeline:
     """Counts validated events into ``totals`` and per-window rollups.
 
-    ``process(topic, events, now_ms)`` takes one batch of one topic (call it with
-    batches, not single events: the per-batch overhead is a few µs), ``close_windows(
-    now_ms)`` returns the :class:`RollupRow` of every window whose end + lateness is at or
-    before ``now_ms``, once. ``sessions`` is where session state lives (a Faust-table
-    adapter in the worker); ``worker`` names this pipeline in the rollup rows.
+    ``process(topic, events, now_ms, partition)`` takes one batch of one topic and
+    partition (call it with batches, not single events: the per-batch overhead is a few
+    µs), ``close_windows(now_ms)`` returns the :class:`RollupRow` of every window whose end +
+    lateness is at or before ``now_ms``, once, one set of rows per partition with events in
+    it. ``sessions`` is where session state lives (in memory unless a store is given).
     """
 
     def __init__(
@@ -73,7 +79,6 @@ class Pipeline:
         totals: Totals,
         sessions: SessionStore | None = None,
         *,
-        worker: str = "",
         size_ms: int = DEFAULT_SIZE_MS,
         lateness_ms: int = DEFAULT_LATENESS_MS,
         session_timeout_ms: int = SESSION_TIMEOUT_MS,
@@ -83,8 +88,10 @@ class Pipeline:
         sketch_precision: int = DEFAULT_PRECISION,
     ) -> None:
         self.totals = totals
-        self.worker = worker
-        self.windows: TumblingWindows[Tally] = TumblingWindows(Tally, size_ms, lateness_ms)
+        # per window: {partition: tally}
+        self.windows: TumblingWindows[dict[int, Tally]] = TumblingWindows(
+            dict, size_ms, lateness_ms
+        )
         self.sessions = SessionTracker(
             sessions if sessions is not None else MemorySessionStore(),
             session_timeout_ms,
@@ -103,19 +110,24 @@ class Pipeline:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, totals: Totals, sessions: SessionStore | None, worker: str
+        cls, settings: Settings, totals: Totals, sessions: SessionStore | None = None
     ) -> Pipeline:
         """A pipeline with the configured lateness and regions."""
         return cls(
             totals,
             sessions,
-            worker=worker,
             lateness_ms=settings.allowed_lateness_s * 1000,
             regions=settings.regions,
         )
 
-    def process(self, topic: Topic, events: Sequence[Mapping[str, Any]], now_ms: int) -> None:
-        """Count one batch of valid events of ``topic`` at clock ``now_ms``."""
+    def process(
+        self,
+        topic: Topic,
+        events: Sequence[Mapping[str, Any]],
+        now_ms: int,
+        partition: int = 0,
+    ) -> None:
+        """Count one batch of valid events of ``topic``'s ``partition`` at clock ``now_ms``."""
         if topic not in TOPICS:
             raise ValueError(f"unknown topic {topic!r}")
         handle = self._handlers[topic]
@@ -146,7 +158,12 @@ class Pipeline:
             handle(event, current)
         self.sessions.flush()
         for start, tally in batch.items():
-            self.windows.get(start).merge(tally)
+            by_partition = self.windows.get(start)
+            found = by_partition.get(partition)
+            if found is None:
+                by_partition[partition] = tally
+            else:
+                found.merge(tally)
             add_to_totals(tally, self.totals)
         if late:
             self.totals.inc(LATE, (topic,), late)
@@ -154,12 +171,14 @@ class Pipeline:
             self.totals.inc(DUPLICATE, (topic,), duplicates)
 
     def close_windows(self, now_ms: int) -> list[RollupRow]:
-        """Rows of every window closed at ``now_ms`` (each window once), oldest first."""
+        """Rows of every window closed at ``now_ms`` (each window once), oldest first; within
+        a window, partition by partition."""
         rows: list[RollupRow] = []
-        for start, tally in self.windows.close(now_ms):
-            self.active_users.add_window(start, tally.users)
-            rows.extend(rollup_rows(tally, start, self.worker, now_ms))
-            self.emitted_through = start
+        for start, by_partition in self.windows.close(now_ms):
+            self.active_users.add_window(start, _users_of(by_partition.values()))
+            for partition, tally in sorted(by_partition.items()):
+                rows.extend(rollup_rows(tally, start, emitter(partition), now_ms))
+            self.emitted_through = max(self.emitted_through, start)
         newest = self.windows.newest_closed()
         if newest > self._reported_window:
             self._reported_window = newest
@@ -176,37 +195,43 @@ class Pipeline:
 
     def warm_up(
         self,
-        events: Iterable[tuple[Topic, Mapping[str, Any]]],
+        events: Iterable[tuple[Topic, int, Mapping[str, Any]]],
         now_ms: int,
-        state_only: Callable[[Topic, Mapping[str, Any]], bool] | None = None,
+        windows_from: Mapping[int, int] | None = None,
     ) -> int:
         """Count events again into windows and sessions only; return how many counted.
 
         For events that a previous process already counted into the Prometheus totals
         (replayed from ClickHouse by ``streams.recovery``): ``events`` are ``(topic,
-        event)`` pairs of any topics, in event-time order; duplicates and events late at
-        ``now_ms`` are skipped as in :meth:`process`, and no total is touched. An event for
-        which ``state_only`` is true updates sessions and order memory but no window (its
-        window was emitted elsewhere); it is not counted in the result.
+        partition, event)`` triples of any topics, in event-time order; duplicates and
+        events late at ``now_ms`` are skipped as in :meth:`process`, and no total is
+        touched. An event of partition p before ``windows_from[p]`` updates sessions and
+        order memory but no window (that window of p is emitted already); it is not
+        counted in the result.
         """
         handlers = self._handlers
         seen = self.recent.seen
         windows = self.windows
         size = windows.size_ms
         first_open = windows.open_from(now_ms)
+        limits = windows_from or {}
         scratch = Tally()
         counted = 0
-        for topic, event in events:
+        for topic, partition, event in events:
             if seen(event["event_id"]):
                 continue
             ts = event["ts"]
-            if state_only is not None and state_only(topic, event):
+            start = ts - ts % size
+            if start < limits.get(partition, NO_WINDOW):
                 handlers[topic](event, scratch)
                 continue
-            start = ts - ts % size
             if start < first_open:
                 continue
-            handlers[topic](event, windows.get(start))
+            by_partition = windows.get(start)
+            tally = by_partition.get(partition)
+            if tally is None:
+                tally = by_partition[partition] = Tally()
+            handlers[topic](event, tally)
             counted += 1
         self.sessions.flush()
         return counted
@@ -231,15 +256,13 @@ class Pipeline:
         Takes the open windows, sessions, order categories and dedupe memory of
         ``rebuilt`` (same configuration, filled by :meth:`warm_up` and the ``restore_*``
         methods) and forgets this pipeline's own; the Prometheus totals, the distinct-user
-        history and the gauges stay. Windows this pipeline has closed meanwhile are
-        dropped from ``rebuilt`` so that no window is emitted twice. Events whose id is in
-        ``counted_before`` are then skipped silently (not as duplicates) until the window
-        of ``counted_before_until_ms`` closes: they were counted before the restart and
-        Kafka may deliver them again.
+        history and the gauges stay. Windows of ``rebuilt`` older than the clock (a moved
+        partition's windows its previous owner did not emit) close at the next
+        :meth:`close_windows`. Events whose id is in ``counted_before`` are then skipped
+        silently (not as duplicates) until the window of ``counted_before_until_ms``
+        closes: they were counted before the restart and Kafka may deliver them again.
         """
         windows = rebuilt.windows
-        if self.emitted_through != NO_WINDOW:
-            windows.close(self.emitted_through + windows.size_ms + windows.lateness_ms)
         self.windows = windows
         self.sessions = rebuilt.sessions
         self.classifier = rebuilt.classifier
@@ -247,3 +270,16 @@ class Pipeline:
         self.recent = rebuilt.recent
         self._counted_before = counted_before
         self._counted_before_start = windows.start_of(counted_before_until_ms)
+
+
+def _users_of(tallies: Iterable[Tally]) -> dict[tuple[str, str], set[str]]:
+    """Distinct users by ``(channel, traffic_source)`` over several partitions' tallies."""
+    merged: dict[tuple[str, str], set[str]] = {}
+    for tally in tallies:
+        for key, users in tally.users.items():
+            found = merged.get(key)
+            if found is None:
+                merged[key] = set(users)
+            else:
+                found |= users
+    return merged

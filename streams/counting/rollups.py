@@ -1,11 +1,13 @@
 """Rollup rows of a closed window, for the ClickHouse ``*_1m`` tables (migrations 0010+).
 
-One row per window × worker × dimension set with at least one event; no row for a zero.
+One row per window × partition × dimension set with at least one event; no row for a zero.
 The tables are ``ReplacingMergeTree(version)`` ordered by (window_start, dimensions,
 worker): inserting a window again (re-emitted after a replay) replaces its rows at merge
 time instead of adding to them, so readers use ``FINAL`` (or ``argMax(x, version)``).
-``worker`` is part of the key because each worker counts its own partitions: sum over
-workers for totals. ``version`` is the emit time in ms, so the newest emission wins.
+The ``worker`` column names the row's *emitter*, the Kafka partition whose events it counts
+(:func:`emitter`, ``p3``), not the process: sum over it for totals. A window of a partition
+emitted again by any worker replaces its rows. ``version`` is the emit clock in ms, so the
+newest emission wins.
 
 Row values are ClickHouse-ready for ``clickhouse_driver``: ``window_start`` as epoch
 seconds (an ``int`` a ``DateTime`` column takes as is), amounts as ``Decimal`` with two
@@ -122,6 +124,16 @@ def insert_batches(rows: list[RollupRow]) -> list[InsertBatch]:
         for table in ROLLUP_TABLES
         if table in by_table
     ]
+
+
+def emitter(partition: int) -> str:
+    """The ``worker`` column of a Kafka partition's rollup rows (``p3``).
+
+    Rows are keyed by partition, not by process: whichever worker emits a window of a
+    partition again (a restart, a takeover, a re-emission after a crash between the rows
+    and their mark) replaces the rows of that window and partition.
+    """
+    return f"p{partition}"
 
 
 def money(cents: int) -> Decimal:

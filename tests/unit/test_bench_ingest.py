@@ -23,6 +23,7 @@ class Capture:
         self.rows: list[Any] = []
         self.dead: list[tuple[bytes | None, bytes]] = []
         self.counted: list[dict[str, Any]] = []
+        self.partitions: list[int] = []
 
     async def insert(self, table: str, columns: Sequence[str], rows: Sequence[Any]) -> None:
         self.rows.extend(rows)
@@ -30,8 +31,10 @@ class Capture:
     async def send_dead_letters(self, items: list[tuple[bytes | None, bytes]]) -> None:
         self.dead.extend(items)
 
-    async def count(self, topic: Topic, events: list[dict[str, Any]]) -> None:
-        self.counted.extend(events)
+    async def count(self, topic: Topic, runs: list[tuple[int, list[dict[str, Any]]]]) -> None:
+        for partition, events in runs:
+            self.counted.extend(events)
+            self.partitions.extend([partition] * len(events))
 
 
 def messages() -> list[InMessage]:
@@ -43,7 +46,9 @@ def messages() -> list[InMessage]:
         orjson.dumps(make_event("clicks", event_id="d", ts=NOW_MS - 250)),
         orjson.dumps(make_event("clicks", event_id="e", event_type="teleport")),
     ]
-    return [InMessage(v, b"k", 1, offset) for offset, v in enumerate(values)]
+    # partitions 1, 1, 2, 2, 1, 3: runs of one partition, one partition seen twice
+    partitions = (1, 1, 2, 2, 1, 3)
+    return [InMessage(v, b"k", partitions[offset], offset) for offset, v in enumerate(values)]
 
 
 def test_handle_stores_counts_and_dead_letters_what_decode_message_says() -> None:
@@ -62,14 +67,17 @@ def test_handle_stores_counts_and_dead_letters_what_decode_message_says() -> Non
 
     limits = limits_from(settings)
     events, rows, reasons = [], [], Counter[str]()
+    partitions: list[int] = []
     for msg in messages():
         decoded = decode_message(msg.value, "clicks", NOW_MS, limits)
         events += decoded.events
+        partitions += [msg.partition] * len(decoded.events)
         rows += [
             raw_row("clicks", e, msg.partition, msg.offset, NOW_MS // 1000) for e in decoded.events
         ]
         reasons.update(r.reason for r in decoded.rejected)
     assert capture.counted == events and capture.rows == rows
+    assert capture.partitions == partitions  # each event counted under its own partition
     assert (result.valid, result.invalid) == (len(events), sum(reasons.values()))
     assert len(capture.dead) == sum(reasons.values())
     assert totals.get("salewatch_events_received_total", ("clicks",)) == len(events) + 3

@@ -212,7 +212,7 @@ def test_order_category_is_forgotten_after_the_order_memory() -> None:
 
 def test_amounts_are_exact_in_cents() -> None:
     totals = Totals()
-    p = Pipeline(totals, worker="w")
+    p = Pipeline(totals)
     p.process("orders", [event("orders", n, amount=1.15) for n in range(3)], T0)
     rows = p.close_windows(T0 + 3 * MIN)
     (orders,) = [r.row for r in rows if r.table == "orders_1m"]
@@ -315,15 +315,15 @@ def rows_of(rows: list[RollupRow], table: str) -> list[dict[str, Any]]:
 
 def test_window_is_emitted_by_the_timer_without_a_later_event() -> None:
     totals = Totals()
-    p = Pipeline(totals, worker="w1")
-    p.process("clicks", [event("clicks", 1, dt=59_999)], T0)
+    p = Pipeline(totals)
+    p.process("clicks", [event("clicks", 1, dt=59_999)], T0, partition=3)
 
     assert p.close_windows(T0 + 3 * MIN - 1) == []
     rows = p.close_windows(T0 + 3 * MIN)
     assert rows_of(rows, "traffic_1m") == [
         {
             "window_start": T0 // 1000,
-            "worker": "w1",
+            "worker": "p3",  # the partition's rows: any worker emitting them replaces them
             "channel": "app",
             "traffic_source": "search",
             "page_views": 1,
@@ -337,7 +337,7 @@ def test_window_is_emitted_by_the_timer_without_a_later_event() -> None:
 
 
 def test_rows_have_exactly_the_table_columns() -> None:
-    p = Pipeline(Totals(), worker="w")
+    p = Pipeline(Totals())
     for topic, overrides, _ in (c.values for c in CASES):
         p.process(topic, [event(topic, hash(str(overrides)), **overrides)], T0)
     rows = p.close_windows(T0 + 3 * MIN)
@@ -347,7 +347,7 @@ def test_rows_have_exactly_the_table_columns() -> None:
 
 
 def test_event_boundaries_split_windows() -> None:
-    p = Pipeline(Totals(), worker="w")
+    p = Pipeline(Totals())
     p.process("tickets", [event("tickets", 1, dt=59_999), event("tickets", 2, dt=60_000)], T0)
     rows = rows_of(p.close_windows(T0 + 10 * MIN), "tickets_1m")
     assert [(r["window_start"], r["tickets"]) for r in rows] == [
@@ -357,7 +357,7 @@ def test_event_boundaries_split_windows() -> None:
 
 
 def test_funnel_rows_are_in_the_window_of_the_step() -> None:
-    p = Pipeline(Totals(), worker="w")
+    p = Pipeline(Totals())
     p.process("clicks", [event("clicks", 1, page_type="home")], T0)
     p.process("carts", [event("carts", 2, dt=MIN + 5)], T0 + MIN)
     rows = rows_of(p.close_windows(T0 + 10 * MIN), "funnel_1m")
@@ -457,7 +457,7 @@ def mixed_stream(rng: random.Random, minutes: int) -> list[tuple[Topic, dict[str
 def test_every_counter_equals_the_sum_of_its_rollup_rows() -> None:
     rng = random.Random(4)
     totals = Totals()
-    p = Pipeline(totals, worker="w")
+    p = Pipeline(totals)
     rows: list[RollupRow] = []
     stream = mixed_stream(rng, minutes=20)
     for i in range(0, len(stream), 50):
@@ -531,7 +531,7 @@ def test_every_counter_equals_the_sum_of_its_rollup_rows() -> None:
 
 def test_memory_is_flat_after_windows_and_sessions_expire() -> None:
     rng = random.Random(1)
-    p = Pipeline(Totals(), worker="w")
+    p = Pipeline(Totals())
     for minute in range(180):
         now = T0 + minute * MIN
         clicks = [
@@ -561,10 +561,9 @@ def test_memory_is_flat_after_windows_and_sessions_expire() -> None:
 def test_from_settings_takes_lateness_and_regions() -> None:
     settings = Settings(allowed_lateness_s=300, regions=["US-CA"])
     totals = Totals()
-    p = Pipeline.from_settings(settings, totals, None, worker="w9")
+    p = Pipeline.from_settings(settings, totals)
     p.process("orders", [event("orders", 1, region="US-CA"), event("orders", 2)], T0 + 5 * MIN)
     assert p.windows.lateness_ms == 300_000
-    assert p.worker == "w9"
     assert set(totals.values["salewatch_orders_total"]) == {
         ("order_created", "app", "alipay", "US-CA"),
         ("order_created", "app", "alipay", "other"),

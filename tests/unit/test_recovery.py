@@ -24,7 +24,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from kafka.partitioner.default import murmur2 as kafka_python_murmur2
 
 from streams.counting.funnel import CART, CHECKOUT, DETAIL, NO_STEP, PAID, VISIT, Session
-from streams.counting.pipeline import NO_WINDOW, Pipeline
+from streams.counting.pipeline import Pipeline
 from streams.counting.rollups import ROLLUP_COLUMNS, RollupRow
 from streams.events import KEY_FIELD, TOPICS, Topic
 from streams.raw_rows import RAW_COLUMNS, RAW_TABLE, raw_row
@@ -44,6 +44,9 @@ from streams.recovery import (
     sessions_sql,
 )
 from streams.totals import Totals
+from streams.window_emitters import COLUMNS as MARK_COLUMNS
+from streams.window_emitters import TABLE as MARKS
+from streams.window_emitters import Mark, marks_for
 from tests.unit.chdb_store import migrated_chdb
 from tests.unit.events_factory import DROP, make_event
 
@@ -93,52 +96,63 @@ def test_session_owner_is_the_default_partitioners_choice(partitions: int) -> No
 # ------------------------------------------------------------------ plan (pure)
 
 NOW = T0 + 90 * MIN + 17_000
+W = NOW - 17_000  # the window start NOW is in
 
 
 @pytest.mark.parametrize(
-    ("own", "anyone", "live", "replay_from"),
+    ("marked", "anyone", "live", "windows_from"),
     [
+        pytest.param({}, None, {}, {0: W - 60 * MIN, 1: W - 60 * MIN}, id="nothing: catch up"),
         pytest.param(
-            None, None, NO_WINDOW, NOW - 17_000 - 60 * MIN, id="nothing emitted: catch up"
-        ),
-        pytest.param(NOW - 17_000 - 4 * MIN, None, NO_WINDOW, NOW - 17_000 - 3 * MIN, id="restart"),
-        pytest.param(
-            NOW - 17_000 - 9 * MIN,
-            NOW - 17_000 - 4 * MIN,
-            NO_WINDOW,
-            NOW - 17_000 - 8 * MIN,
-            id="own name wins over others",
-        ),
-        pytest.param(
-            None, NOW - 17_000 - 4 * MIN, NO_WINDOW, NOW - 17_000 - 3 * MIN, id="new name"
-        ),
-        pytest.param(
-            NOW - 17_000 - 5 * MIN,
+            {0: W - 4 * MIN, 1: W - 6 * MIN},
             None,
-            NOW - 17_000 - 3 * MIN,
-            NOW - 17_000 - 2 * MIN,
-            id="running pipeline emitted more",
+            {},
+            {0: W - 3 * MIN, 1: W - 5 * MIN},
+            id="each partition after its own newest mark",
         ),
         pytest.param(
-            T0 - 600 * MIN, None, NO_WINDOW, NOW - 17_000 - 60 * MIN, id="long outage: capped"
+            {0: W - 4 * MIN},
+            W - 2 * MIN,
+            {},
+            {0: W - 3 * MIN, 1: W - 60 * MIN},
+            id="a partition never marked while others are: from the horizon",
         ),
         pytest.param(
-            NOW - 17_000 + 5 * MIN, None, NO_WINDOW, NOW - 17_000 + 6 * MIN, id="emitted ahead"
+            {}, W - 4 * MIN, {}, {0: W - 3 * MIN, 1: W - 3 * MIN}, id="a store without marks"
+        ),
+        pytest.param(
+            {0: W - 5 * MIN, 1: W - 5 * MIN},
+            None,
+            {0: W - 3 * MIN},
+            {0: W - 2 * MIN, 1: W - 4 * MIN},
+            id="the running pipeline closed more than its marks say",
+        ),
+        pytest.param(
+            {0: T0 - 600 * MIN}, None, {}, {0: W - 60 * MIN, 1: W - 60 * MIN}, id="capped"
+        ),
+        pytest.param(
+            {0: W + 5 * MIN, 1: W + 5 * MIN},
+            None,
+            {},
+            {0: W + 6 * MIN, 1: W + 6 * MIN},
+            id="emitted ahead of the clock",
         ),
     ],
 )
-def test_plan_replays_every_window_not_emitted_yet(
-    own: int | None, anyone: int | None, live: int, replay_from: int
+def test_plan_starts_each_partition_after_its_newest_mark(
+    marked: dict[int, int], anyone: int | None, live: dict[int, int], windows_from: dict[int, int]
 ) -> None:
     plan = plan_rebuild(
         now_ms=NOW,
-        own_emitted=own,
+        partitions=[0, 1],
+        newest_marked={p: ms for p, ms in marked.items() if ms >= W - 60 * MIN},
         any_emitted=anyone,
         live_emitted=live,
         size_ms=SIZE,
         lateness_ms=LATENESS,
     )
-    assert plan.replay_from == replay_from
+    assert plan.windows_from == windows_from
+    assert plan.replay_from == min(windows_from.values())
     assert plan.replay_from % SIZE == 0
     assert plan.replay_from >= NOW - MAX_CATCH_UP_MS - SIZE
     # the rebuilt windows' clock closes exactly the windows before replay_from
@@ -146,33 +160,6 @@ def test_plan_replays_every_window_not_emitted_yet(
     assert plan.sessions_from == plan.replay_from - TIMEOUT - SIZE - LATENESS
     assert plan.live_after == plan.replay_from - TIMEOUT
     assert plan.orders_from == plan.replay_from - 30 * MIN - SIZE - LATENESS
-
-
-W = NOW - 17_000  # the window start NOW is in
-
-
-@pytest.mark.parametrize(
-    ("own", "marked", "replay_from"),
-    [
-        pytest.param(W - 4 * MIN, W - 4 * MIN, W - 3 * MIN, id="last closing marked: as before"),
-        pytest.param(
-            W - 4 * MIN, W - 6 * MIN, W - 5 * MIN, id="died before marking: emitted again"
-        ),
-        pytest.param(W - 4 * MIN, None, W - 3 * MIN, id="no marks (older store): as before"),
-    ],
-)
-def test_plan_emits_again_what_is_newer_than_the_own_mark(
-    own: int, marked: int | None, replay_from: int
-) -> None:
-    plan = plan_rebuild(
-        now_ms=NOW,
-        own_emitted=own,
-        any_emitted=own,
-        own_marked=marked,
-        size_ms=SIZE,
-        lateness_ms=LATENESS,
-    )
-    assert plan.replay_from == replay_from
 
 
 # ------------------------------------------------------------------ chdb
@@ -235,6 +222,12 @@ def store(
         query(f"INSERT INTO {DB}.{RAW_TABLE[topic]} ({columns}) VALUES {', '.join(values)}")
 
 
+def store_marks(query: Query, marks: Sequence[Mark], version: int = 1) -> None:
+    values = ", ".join("(" + ", ".join(literal(v) for v in m.row(version)) + ")" for m in marks)
+    if values:
+        query(f"INSERT INTO {DB}.{MARKS} ({', '.join(MARK_COLUMNS)}) VALUES {values}")
+
+
 def store_rollups(query: Query, rows: list[RollupRow]) -> None:
     for table, columns in ROLLUP_COLUMNS.items():
         values = [
@@ -277,14 +270,14 @@ def every_kind_of_event() -> list[tuple[Topic, dict[str, Any]]]:
 def test_stored_events_count_like_the_originals(query: Query) -> None:
     events = every_kind_of_event()
     store(query, events)
-    replayed: dict[Topic, list[dict[str, Any]]] = {}
+    replayed: dict[Topic, list[tuple[int, dict[str, Any]]]] = {}
     for topic in RAW_TABLE:
         rows = query(replay_sql(DB, topic, range(PARTITIONS), T0))
-        assert all(len(r) == len(REPLAY_COLUMNS[topic]) for r in rows)
-        replayed[topic] = [replay_event(topic, r) for r in rows]
+        assert all(len(r) == 1 + len(REPLAY_COLUMNS[topic]) for r in rows)
+        replayed[topic] = [(0, replay_event(topic, r[1:])) for r in rows]
 
     original, again = Pipeline(Totals()), Pipeline(Totals())
-    original.warm_up(events, T0)
+    original.warm_up([(t, 0, e) for t, e in events], T0)
     again.warm_up(merge_by_time(replayed), T0)
 
     assert again.close_windows(T0 + 10 * MIN) == original.close_windows(T0 + 10 * MIN)
@@ -307,7 +300,10 @@ def test_replay_reads_only_owned_partitions_and_time(query: Query) -> None:
     store(query, events)
     owned = [1, 3]
     for topic in SESSION_KEYED_AND_TICKETS:
-        ids = {r[0] for r in query(replay_sql(DB, topic, owned, T0 + 10))}
+        rows = query(replay_sql(DB, topic, owned, T0 + 10))
+        ids = {r[1] for r in rows}
+        # each row says which partition it was read from
+        assert all(int(r[0]) == key_partition(topic, replay_event(topic, r[1:])) for r in rows)
         expected = {
             e["event_id"]
             for t, e in events
@@ -320,13 +316,19 @@ def test_replay_reads_only_owned_partitions_and_time(query: Query) -> None:
 
 
 def test_merge_by_time_interleaves_topics_in_event_time_order() -> None:
-    streams: dict[Topic, list[dict[str, Any]]] = {
-        "clicks": [{"ts": 1}, {"ts": 5}],
-        "orders": [{"ts": 2}, {"ts": 5}],
-        "carts": [{"ts": 3}],
+    streams: dict[Topic, list[tuple[int, dict[str, Any]]]] = {
+        "clicks": [(0, {"ts": 1}), (1, {"ts": 5})],
+        "orders": [(2, {"ts": 2}), (0, {"ts": 5})],
+        "carts": [(3, {"ts": 3})],
     }
-    merged = [(topic, e["ts"]) for topic, e in merge_by_time(streams)]
-    assert merged == [("clicks", 1), ("orders", 2), ("carts", 3), ("clicks", 5), ("orders", 5)]
+    merged = [(topic, p, e["ts"]) for topic, p, e in merge_by_time(streams)]
+    assert merged == [
+        ("clicks", 0, 1),
+        ("orders", 2, 2),
+        ("carts", 3, 3),
+        ("clicks", 1, 5),
+        ("orders", 0, 5),
+    ]
 
 
 # ------------------------------------------------------------------ session state from SQL
@@ -527,17 +529,30 @@ def generated_stream(seed: int, sessions: int = 60) -> list[tuple[Topic, dict[st
     return out
 
 
+def counting_partition(topic: Topic, event: dict[str, Any]) -> int:
+    """The partition a worker counts an event under: its message key's, and for orders
+    their session's (``orders_by_session``)."""
+    key = event["session_id"] if topic == "orders" else event[KEY_FIELD[topic]]
+    return kafka_partition_for(key, PARTITIONS)
+
+
 def count(pipeline: Pipeline, events: Sequence[tuple[Topic, dict[str, Any]]]) -> list[RollupRow]:
-    """Count events one topic run at a time, clock = event time; return what closed."""
+    """Count events one run of a topic and partition at a time, clock = event time, as a
+    worker does; return what closed."""
     rows: list[RollupRow] = []
     i = 0
     while i < len(events):
         topic = events[i][0]
+        partition = counting_partition(*events[i])
         j = i
-        while j < len(events) and events[j][0] == topic:
+        while (
+            j < len(events)
+            and events[j][0] == topic
+            and counting_partition(*events[j]) == partition
+        ):
             j += 1
         now = events[j - 1][1]["ts"]
-        pipeline.process(topic, [e for _, e in events[i:j]], now)
+        pipeline.process(topic, [e for _, e in events[i:j]], now, partition)
         rows += pipeline.close_windows(now)
         i = j
     return rows
@@ -567,31 +582,31 @@ def crash_and_rebuild(
     adopt: bool = True,
 ) -> tuple[Pipeline, Pipeline, list[RollupRow], list[tuple[str, int]]]:
     """Worker A counts and stores ``events[:crash_at]`` (all partitions' raw rows are
-    stored, as the other workers would), writes the windows it closed, dies; worker B
-    (same name) rebuilds from ClickHouse and counts the rest of its partitions."""
+    stored, as the other workers would), writes the windows it closed and their marks,
+    dies; worker B rebuilds from ClickHouse and counts the rest of its partitions."""
 
     def mine(topic: Topic, event: dict[str, Any]) -> bool:
         key = event["session_id"] if topic == "orders" else event[KEY_FIELD[topic]]
         return kafka_partition_for(key, PARTITIONS) in owned
 
     before, after = events[:crash_at], events[crash_at:]
-    a = Pipeline(Totals(), worker="w")
+    a = Pipeline(Totals())
     emitted = count(a, [item for item in before if mine(*item)])
     a_windows = {r.row["window_start"] for r in emitted}
     store(query, before)
     store_rollups(query, emitted)
+    store_marks(query, marks_for(a.windows.newest_closed(), owned))
 
-    b = Pipeline(Totals(), worker="w")
+    b = Pipeline(Totals())
     rebuilt = rebuild(
         query,
         database=DB,
-        worker="w",
         partitions=owned,
         partition_count=PARTITIONS,
-        new_pipeline=lambda: Pipeline(Totals(), worker="w"),
+        new_pipeline=lambda: Pipeline(Totals()),
         clock_kind="event",
         clock_now_ms=0,
-        live_emitted=NO_WINDOW,
+        live_emitted={},
         wall_now_s=WALL_S,
     )
     assert rebuilt.stats.replayed > 0
@@ -628,7 +643,7 @@ def test_crash_and_rebuild_equals_never_crashing(
         key = event["session_id"] if topic == "orders" else event[KEY_FIELD[topic]]
         return kafka_partition_for(key, PARTITIONS) in owned
 
-    reference = Pipeline(Totals(), worker="w")
+    reference = Pipeline(Totals())
     expected = count(reference, [item for item in events if mine(*item)])
     expected += reference.close_windows(T0 + 60 * MIN)
 
@@ -646,7 +661,7 @@ def test_without_the_rebuild_a_crash_changes_the_numbers(query: Query) -> None:
     """The property above is not vacuous: a worker restarting from an empty state gets
     different rollups and totals on the same stream."""
     events = generated_stream(1)
-    reference = Pipeline(Totals(), worker="w")
+    reference = Pipeline(Totals())
     expected = count(reference, events) + reference.close_windows(T0 + 60 * MIN)
     a, b, rows, _ = crash_and_rebuild(query, events, len(events) // 2, range(4), adopt=False)
     assert sorted(map(window_key, rows)) != sorted(map(window_key, expected))
@@ -666,20 +681,19 @@ def test_rebuild_restores_categories_of_orders_paid_after_the_restart(query: Que
         "orders", event_id="paid", order_id="o-7", session_id="s-7", ts=T0 + 9 * MIN,
         event_type="payment_succeeded", items=DROP,
     )  # fmt: skip
-    a = Pipeline(Totals(), worker="w")
+    a = Pipeline(Totals())
     store_rollups(query, count(a, [("orders", created)]) + a.close_windows(T0 + 5 * MIN))
     store(query, [("orders", created)])
-    b = Pipeline(Totals(), worker="w")
+    b = Pipeline(Totals())
     rebuilt = rebuild(
         query,
         database=DB,
-        worker="w",
         partitions=range(PARTITIONS),
         partition_count=PARTITIONS,
-        new_pipeline=lambda: Pipeline(Totals(), worker="w"),
+        new_pipeline=lambda: Pipeline(Totals()),
         clock_kind="wall",
         clock_now_ms=T0 + 9 * MIN,
-        live_emitted=NO_WINDOW,
+        live_emitted={},
         wall_now_s=WALL_S,
     )
     assert rebuilt.stats.orders == 1 and rebuilt.stats.replayed == 0
@@ -701,60 +715,90 @@ def test_windows_that_closed_while_the_worker_was_down_are_emitted_complete(
     that closed meanwhile, from the stored events, exactly as if it had never stopped."""
     events = generated_stream(6)
     crash_at = len(events) // 3
-    a = Pipeline(Totals(), worker="w")
+    a = Pipeline(Totals())
     emitted = count(a, events[:crash_at])
     store_rollups(query, emitted)
     store(query, events)  # everything was stored; then the worker died
     now = events[-1][1]["ts"] + 20 * MIN
 
-    b = Pipeline(Totals(), worker="w")
+    b = Pipeline(Totals())
     rebuilt = rebuild(
         query,
         database=DB,
-        worker="w",
         partitions=range(PARTITIONS),
         partition_count=PARTITIONS,
-        new_pipeline=lambda: Pipeline(Totals(), worker="w"),
+        new_pipeline=lambda: Pipeline(Totals()),
         clock_kind="wall",
         clock_now_ms=now,
-        live_emitted=NO_WINDOW,
+        live_emitted={},
         wall_now_s=WALL_S,
     )
     b.close_windows(now)  # the timer ticks on the empty pipeline during the rebuild
     b.adopt(rebuilt.pipeline)
     caught_up = b.close_windows(now)
 
-    reference = Pipeline(Totals(), worker="w")
+    reference = Pipeline(Totals())
     expected = count(reference, events) + reference.close_windows(now)
     assert sorted(map(window_key, emitted + caught_up)) == sorted(map(window_key, expected))
     assert not b.totals.values.get("salewatch_page_views_total")  # counted before the crash
 
 
-def test_adopt_drops_windows_the_live_pipeline_closed_meanwhile() -> None:
-    live = Pipeline(Totals(), worker="w")
-    live.process("tickets", [make_event("tickets", ts=T0 + 1)], T0)
-    assert live.close_windows(T0 + 3 * MIN)  # window T0 emitted
-    rebuilt = Pipeline(Totals(), worker="w")
+def test_adopt_keeps_rebuilt_windows_older_than_the_clock_for_the_next_tick() -> None:
+    """A moved partition's windows that the live clock has passed (its previous owner did
+    not emit them) are emitted at the next closing, under that partition's name."""
+    live = Pipeline(Totals())
+    live.process("tickets", [make_event("tickets", ts=T0 + 1)], T0, partition=0)
+    assert live.close_windows(T0 + 5 * MIN)  # window T0 of partition 0 emitted
+    rebuilt = Pipeline(Totals())
     rebuilt.warm_up(
-        [("tickets", make_event("tickets", event_id=f"t{i}", ts=T0 + i * MIN)) for i in range(3)],
+        [
+            ("tickets", 2, make_event("tickets", event_id=f"t{i}", ts=T0 + i * MIN))
+            for i in range(3)
+        ],
         T0,
     )
     live.adopt(rebuilt)
-    rows = live.close_windows(T0 + 10 * MIN)
-    assert sorted({r.row["window_start"] for r in rows}) == [
-        (T0 + MIN) // 1000,
-        (T0 + 2 * MIN) // 1000,
+    rows = live.close_windows(T0 + 5 * MIN)
+    assert sorted({(r.row["window_start"], r.row["worker"]) for r in rows}) == [
+        (T0 // 1000, "p2"),
+        ((T0 + MIN) // 1000, "p2"),
+        ((T0 + 2 * MIN) // 1000, "p2"),
     ]
+    assert live.emitted_through == T0 + 2 * MIN
+
+
+def test_warm_up_counts_a_partition_only_from_its_first_window() -> None:
+    p = Pipeline(Totals())
+    counted = p.warm_up(
+        [
+            ("carts", 0, make_event("carts", event_id="a", session_id="s1", ts=T0 + 1)),
+            ("carts", 1, make_event("carts", event_id="b", session_id="s2", ts=T0 + 2)),
+            ("carts", 1, make_event("carts", event_id="c", session_id="s2", ts=T0 + MIN)),
+        ],
+        T0,
+        windows_from={1: T0 + MIN},
+    )
+    assert counted == 2  # b only restores s2's state: window T0 of partition 1 is emitted
+    rows = p.close_windows(T0 + 5 * MIN)
+    carts = sorted(
+        (r.row["window_start"], r.row["worker"], r.row["events"])
+        for r in rows
+        if r.table == "cart_events_1m"
+    )
+    assert carts == [(T0 // 1000, "p0", 1), ((T0 + MIN) // 1000, "p1", 1)]
+    # s2 reached the cart step in window T0 (state only): not counted again in T0 + 1 min
+    funnel = [(r.row["window_start"], r.row["worker"]) for r in rows if r.table == "funnel_1m"]
+    assert ((T0 + MIN) // 1000, "p1") not in funnel
 
 
 def test_warm_up_counts_windows_and_sessions_but_no_totals() -> None:
     p = Pipeline(Totals())
     counted = p.warm_up(
         [
-            ("clicks", make_event("clicks", event_id="a", ts=T0 + 1)),
-            ("clicks", make_event("clicks", event_id="a", ts=T0 + 1)),  # duplicate
-            ("clicks", make_event("clicks", event_id="old", ts=T0 - 3 * MIN)),  # late
-            ("carts", make_event("carts", event_id="b", ts=T0 + 2)),
+            ("clicks", 0, make_event("clicks", event_id="a", ts=T0 + 1)),
+            ("clicks", 0, make_event("clicks", event_id="a", ts=T0 + 1)),  # duplicate
+            ("clicks", 0, make_event("clicks", event_id="old", ts=T0 - 3 * MIN)),  # late
+            ("carts", 0, make_event("carts", event_id="b", ts=T0 + 2)),
         ],
         T0,
     )
