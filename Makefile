@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 
-.PHONY: install lint test demo demo-stop drill stack-up stack-down benchmarks schemas
+.PHONY: install lint test demo demo-stop drill two-workers-loop stack-up stack-down benchmarks schemas
 
 install:  ## Python package with dev tools (services are installed by `salewatch stack up`)
 	$(PIP) install --quiet --disable-pip-version-check -e '.[dev]'
@@ -23,6 +23,9 @@ demo-stop:
 
 drill: install  ## a payment outage at real speed on the local stack, paging to a webhook (~9 min)
 	bash scripts/drill.sh
+
+two-workers-loop: install  ## the two-worker takeover tests 10x in a row beside a CPU-bound process (~40 min; stack up)
+	bash scripts/two_workers_loop.sh
 
 stack-up: install
 	salewatch stack up

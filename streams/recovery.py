@@ -813,6 +813,14 @@ class Recovery:
             self.pipeline.adopt(self.new_pipeline())
             self.held = tuple(partitions)
             return {}
+        moved = sorted(set(partitions) - set(self.held))
+        if moved:
+            log.info(
+                "partitions %s moved here: each is emitted from the window after its newest "
+                "mark (%s); windows of it before are left to the rows its previous owner wrote",
+                moved,
+                ", ".join(f"p{p} {_hh_mm(rebuilt.plan.windows_from[p])}" for p in moved),
+            )
         self.held = tuple(partitions)
         self.pipeline.adopt(
             rebuilt.pipeline, rebuilt.counted_before, rebuilt.counted_before_until_ms
@@ -823,10 +831,11 @@ class Recovery:
             "counting state of partitions %s rebuilt from ClickHouse in %.2fs: windows from %s, %s",
             partitions,
             time.perf_counter() - started,
-            ", ".join(
-                f"p{p} {time.strftime('%H:%M', time.gmtime(ms / 1000))}"
-                for p, ms in sorted(rebuilt.plan.windows_from.items())
-            ),
+            ", ".join(f"p{p} {_hh_mm(ms)}" for p, ms in sorted(rebuilt.plan.windows_from.items())),
             rebuilt.stats.describe(),
         )
         return rebuilt.next_offsets
+
+
+def _hh_mm(ms: int) -> str:
+    return time.strftime("%H:%M", time.gmtime(ms / 1000))
