@@ -61,6 +61,8 @@ def create_app(settings: Settings) -> faust.App:
         web_enabled=False,
         datadir=str(datadir),
         store="memory://",
+        # dead letters and orders_by_session (SALEWATCH_KAFKA_COMPRESSION)
+        producer_compression_type=settings.kafka_compression_type,
     )
     # the reader (streams.source_reader) is the only consumer: Faust's own consumer would
     # join the same group with another assignor; its sensors keep per-event statistics
@@ -126,7 +128,7 @@ def add_reader(
 
     async def count_orders(topic: Topic, messages: Sequence[InMessage]) -> None:
         # produced by this app from validated events: trusted, no second validation
-        await count_locally("orders", [orjson.loads(m.value) for m in messages])
+        await count_locally("orders", [orjson.loads(m.value) for m in messages if m.value])
 
     routes[settings.kafka_topic(ORDERS_BY_SESSION_TOPIC)] = Route("orders", count_orders, None)
     reader = SourceReader(settings, totals, routes, recovery.on_assigned)
