@@ -131,7 +131,11 @@ def add_reader(
         await count_locally("orders", [orjson.loads(m.value) for m in messages if m.value])
 
     routes[settings.kafka_topic(ORDERS_BY_SESSION_TOPIC)] = Route("orders", count_orders, None)
-    reader = SourceReader(settings, totals, routes, recovery.on_assigned)
+
+    async def send_dead_letter(key: bytes | None, value: bytes) -> None:
+        await send_dead_letters([(key, value)])
+
+    reader = SourceReader(settings, totals, routes, recovery.on_assigned, send_dead_letter)
 
     @app.task  # type: ignore[untyped-decorator]
     async def read_sources() -> None:

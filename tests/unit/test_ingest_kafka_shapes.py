@@ -48,7 +48,11 @@ def test_record_shape_is_stored_or_dead_lettered_never_raises(
         clock=lambda: NOW_MS / 1000,
     )
     # between two valid messages: the shape costs none of its neighbours
-    batch = [InMessage(VALID, b"a", 0, 0), InMessage(value, key, 0, 1), InMessage(VALID, b"b", 0, 2)]
+    batch = [
+        InMessage(VALID, b"a", 0, 0),
+        InMessage(value, key, 0, 1),
+        InMessage(VALID, b"b", 0, 2),
+    ]
     result = asyncio.run(processor.handle("clicks", batch))
     assert result.valid == stored + 2 and len(capture.rows) == stored + 2
     if reason is None:
