@@ -61,6 +61,8 @@ def create_app(settings: Settings) -> faust.App:
         web_enabled=False,
         datadir=str(datadir),
         store="memory://",
+        # dead letters and orders_by_session (SALEWATCH_KAFKA_COMPRESSION)
+        producer_compression_type=settings.kafka_compression_type,
     )
     # the reader (streams.source_reader) is the only consumer: Faust's own consumer would
     # join the same group with another assignor; its sensors keep per-event statistics
@@ -132,15 +134,22 @@ def add_reader(
         routes[settings.kafka_topic(topic)] = Route(topic, processor.prepare, processor.store)
 
     async def count_orders(topic: Topic, messages: Sequence[InMessage]) -> None:
-        # produced by this app from validated events: trusted, no second validation; an
-        # order counts under its orders_by_session partition (its session's)
+        # produced by this app from validated events: trusted, no second validation (a
+        # tombstone there is skipped); an order counts under its orders_by_session
+        # partition (its session's)
         runs: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for m in messages:
-            runs[m.partition].append(orjson.loads(m.value))
-        await count_locally("orders", list(runs.items()))
+            if m.value:
+                runs[m.partition].append(orjson.loads(m.value))
+        if runs:
+            await count_locally("orders", list(runs.items()))
 
     routes[settings.kafka_topic(ORDERS_BY_SESSION_TOPIC)] = Route("orders", count_orders, None)
-    reader = SourceReader(settings, totals, routes, recovery.on_assigned)
+
+    async def send_dead_letter(key: bytes | None, value: bytes) -> None:
+        await send_dead_letters([(key, value)])
+
+    reader = SourceReader(settings, totals, routes, recovery.on_assigned, send_dead_letter)
 
     @app.task  # type: ignore[untyped-decorator]
     async def read_sources() -> None:

@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "streams.dashboards_cli",
     "streams.collect_cli",
     "streams.bench_cli",
+    "streams.skip_cli",
 )
 
 

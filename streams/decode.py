@@ -2,7 +2,12 @@
 
 Contract: ``decode_message(raw, topic, now_ms, limits)`` never raises. It returns the valid
 events of the message and one ``Rejected`` per bad one, with a reason from the closed set
-``REJECT_REASONS`` (a Prometheus label) and a human-readable detail. A message is either one
+``REJECT_REASONS`` (a Prometheus label) and a human-readable detail. ``raw`` is the Kafka
+record value as the client hands it over: ``None`` for a tombstone (reason ``null_value``,
+original ``b""``), ``b""`` for an empty value (``empty_value``); neither is an event of the
+wire format, and the topics are not compacted, so a foreign producer sending them is a bug
+its owner should see on ``dead_letters``. Keys, headers and record timestamps are not read
+here: an event's key only partitions it, its time is ``ts``. A message is either one
 JSON object or a JSON array of at most ``MAX_BATCH_EVENTS`` objects; each element of an
 array is validated on its own, so one bad event does not cost the others.
 
@@ -36,6 +41,8 @@ from streams.events import (
 )
 
 RejectReason = Literal[
+    "null_value",
+    "empty_value",
     "malformed_json",
     "too_large",
     "not_an_object",
@@ -239,7 +246,7 @@ def _reject(decoded: Decoded, reason: RejectReason, detail: str, original: bytes
 
 
 def valid_events(
-    raw: bytes, topic: Topic, now_ms: int, limits: Limits
+    raw: bytes | None, topic: Topic, now_ms: int, limits: Limits
 ) -> list[dict[str, Any]] | None:
     """The events of message ``raw`` if the fast checks prove every one valid, else None.
 
@@ -248,7 +255,7 @@ def valid_events(
     reasons. The result equals ``decode_message(...).events`` whenever it is not None.
     Never raises.
     """
-    if len(raw) > MAX_EVENT_BYTES:
+    if raw is None or len(raw) > MAX_EVENT_BYTES:
         return None  # decode_message's size rules apply
     try:
         parsed = orjson.loads(raw)
@@ -266,10 +273,14 @@ def valid_events(
     return parsed
 
 
-def decode_message(raw: bytes, topic: Topic, now_ms: int, limits: Limits) -> Decoded:
+def decode_message(raw: bytes | None, topic: Topic, now_ms: int, limits: Limits) -> Decoded:
     """Decode one Kafka message value (an event or an array of events). Never raises."""
     decoded = Decoded()
+    if raw is None:
+        return _reject(decoded, "null_value", "null value (a tombstone)", b"")
     size = len(raw)
+    if not size:
+        return _reject(decoded, "empty_value", "empty value", raw)
     if size > MAX_MESSAGE_BYTES:
         return _reject(decoded, "too_large", f"message of {size} bytes", raw)
     try:

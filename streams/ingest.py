@@ -40,9 +40,9 @@ from streams.totals import Totals
 
 @dataclass(frozen=True, slots=True)
 class InMessage:
-    """One Kafka message as the chain needs it."""
+    """One Kafka message as the chain needs it (``value`` None: a tombstone)."""
 
-    value: bytes
+    value: bytes | None
     key: bytes | None
     partition: int
     offset: int

@@ -19,6 +19,7 @@ from streams.collector.beacon import BEACON_REJECT_REASONS
 from streams.decode import REJECT_REASONS
 from streams.events import EVENT_TYPES, TOPICS
 from streams.settings import DEFAULT_REGIONS
+from streams.unreadable import UNREADABLE_REASONS
 
 MetricKind = Literal["counter", "gauge", "histogram"]
 
@@ -99,6 +100,21 @@ _DEFS: tuple[MetricDef, ...] = (
         "counter",
         "Messages written to the dead_letters topic.",
         (("topic", TOPIC_VALUES),),
+    ),
+    MetricDef(
+        "salewatch_unreadable_batches_total",
+        "counter",
+        "Record batches the reader could not decode (missing or unknown codec, corrupt batch, "
+        "record over the fetch size): each stopped reading of one partition until an operator "
+        "skips it (`salewatch skip`).",
+        (("topic", TOPIC_VALUES), ("reason", UNREADABLE_REASONS)),
+    ),
+    MetricDef(
+        "salewatch_partitions_unreadable",
+        "gauge",
+        "Partitions this worker stopped reading at an unreadable record batch, waiting for "
+        "`salewatch skip` (their events are not counted meanwhile).",
+        (("topic", TOPIC_VALUES), ("reason", UNREADABLE_REASONS)),
     ),
     MetricDef(
         "salewatch_last_event_timestamp_seconds",

@@ -6,7 +6,8 @@ Contract:
   ``settings.topic_partitions`` partitions when missing (existing topics are left alone,
   whatever their partition count);
 * ``EventProducer.send`` takes ready bytes and a string key (``KEY_FIELD`` of the topic),
-  batches them (``linger_ms``/``batch_size``, no compression) and counts delivery failures
+  batches them (``linger_ms``/``batch_size``, compressed with ``compression``:
+  ``SALEWATCH_KAFKA_COMPRESSION``, default lz4) and counts delivery failures
   instead of raising per message; ``flush`` waits at most ``timeout_s`` and then raises
   ``ProducerError`` if anything was not delivered;
 * every failure to reach the broker is a ``BrokerUnavailable`` within ``connect_timeout_s``,
@@ -101,6 +102,7 @@ class EventProducer:
         batch_size: int = DEFAULT_BATCH_BYTES,
         connect_timeout_s: float = 10.0,
         client_id: str = "salewatch-simulate",
+        compression: str | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.sent = 0
@@ -113,7 +115,7 @@ class EventProducer:
                 client_id=client_id,
                 linger_ms=linger_ms,
                 batch_size=batch_size,
-                compression_type=None,
+                compression_type=compression,
                 # idempotence (needs acks=all): a retried batch is not written twice, so
                 # topic counts equal what was sent, which the tests and drills rely on
                 acks="all",

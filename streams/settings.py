@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     state_dir: Path = Field(Path(".salewatch"), description="local stack state and logs")
 
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
+    kafka_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        "lz4",
+        description="codec of the record batches salewatch's own producers write (simulate, "
+        "collector, dead letters, orders_by_session); the reader decodes every codec",
+    )
     kafka_startup_timeout_s: float = Field(
         300, ge=0, description="how long a starting worker waits for the brokers"
     )
@@ -107,6 +112,11 @@ class Settings(BaseSettings):
             if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError(f"expected host:port[,host:port], got {value!r}")
         return value
+
+    @property
+    def kafka_compression_type(self) -> str | None:
+        """``kafka_compression`` as the Python clients take it (``None`` for ``none``)."""
+        return None if self.kafka_compression == "none" else self.kafka_compression
 
     def kafka_topic(self, topic: str) -> str:
         """The Kafka name of a logical topic (``orders`` → ``<prefix>orders``)."""

@@ -436,7 +436,11 @@ def run(args: argparse.Namespace) -> int:
                 [settings.kafka_topic(t) for t in ALL_TOPICS],
                 connect_timeout_s=CONNECT_TIMEOUT_S,
             )
-            producer = EventProducer(bootstrap, connect_timeout_s=CONNECT_TIMEOUT_S)
+            producer = EventProducer(
+                bootstrap,
+                connect_timeout_s=CONNECT_TIMEOUT_S,
+                compression=settings.kafka_compression_type,
+            )
             sink = KafkaSink(producer, max(1, args.batch), settings)
             target = f"Kafka {bootstrap}"
         try:

@@ -13,6 +13,10 @@ The loop::
         (decode, validate, dead letters, count; orders are forwarded to orders_by_session)
       → InsertQueue.put (bounded by insert_backlog_max_events)
 
+A record batch aiokafka cannot decode (``getmany`` raises) stops only its partition: the
+records before it are read, the partition is paused there until an operator skips the
+batch (``streams.unreadable``), the others go on.
+
 and, concurrently, the inserter::
 
     InsertQueue.take → one insert per raw table → commit the offsets after those rows
@@ -37,7 +41,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -49,6 +53,7 @@ from streams.ingest import InMessage, PreparedBatch
 from streams.insert_queue import InsertQueue, Queued
 from streams.settings import Settings
 from streams.totals import Totals
+from streams.unreadable import CONTROL_TOPIC, SendDeadLetter, Unreadables, locate
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +101,7 @@ class SourceReader:
         totals: Totals,
         routes: dict[str, Route],
         on_assigned: OnAssigned,
+        send_dead_letter: SendDeadLetter | None = None,
     ) -> None:
         self.settings = settings
         self.totals = totals
@@ -114,6 +120,19 @@ class SourceReader:
         self.closing = asyncio.Lock()
         self.generation = 0  # assignments completed
         self.sought: dict[TopicPartition, int] = {}  # this assignment's seeks
+        # (generation, next offset to read per partition) of what was counted
+        self.read_to: tuple[int, dict[TopicPartition, int]] = (0, {})
+        self.unreadables = Unreadables(
+            totals,
+            lambda name: routes[name].topic if name in routes else "other",
+            settings.kafka_topic(CONTROL_TOPIC),
+            lambda: AIOKafkaConsumer(
+                bootstrap_servers=settings.kafka_bootstrap,
+                client_id=f"{settings.app_id}-control",
+                enable_auto_commit=False,
+            ),
+            send_dead_letter,
+        )
 
     def make_consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
@@ -146,7 +165,13 @@ class SourceReader:
                     inserter.result()  # an inserter crash stops the worker, not silently
                 await self.assignment_ready.wait()
                 generation = self.generation
-                polled = await consumer.getmany(timeout_ms=within_ms, max_records=max_records)
+                if self.unreadables.stopped and self.unreadables.generation != generation:
+                    self.unreadables.forget()  # a new assignment ended the pauses
+                await self.unreadables.check_skips(consumer)
+                try:
+                    polled = await consumer.getmany(timeout_ms=within_ms, max_records=max_records)
+                except Exception as exc:
+                    polled = await self.read_up_to_unreadable(consumer, exc, within_ms)
                 if not polled:
                     continue
                 if generation != self.generation or not self.assignment_ready.is_set():
@@ -156,6 +181,7 @@ class SourceReader:
                     await self.count_and_queue(polled)
         finally:
             await self.drain_before_stop(inserter)
+            await self.unreadables.close()
             await consumer.stop()
 
     async def drain_before_stop(self, inserter: asyncio.Task[None]) -> None:
@@ -210,7 +236,53 @@ class SourceReader:
         )
         prepared = [p for p in results if p is not None]
         offsets = {tp: records[-1].offset + 1 for tp, records in polled.items() if records}
+        if self.read_to[0] != self.generation:
+            self.read_to = (self.generation, {})
+        self.read_to[1].update(offsets)
         await self.queue.put(ReadBatch(prepared, offsets), sum(len(p.rows) for p in prepared))
+
+    async def read_position(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
+        """The next offset of ``tp`` to count: after what was counted in this assignment,
+        else where the assignment started reading it (the rebuild's seek, the committed
+        offset, or the partition's start)."""
+        generation, read_to = self.read_to
+        if generation == self.generation and tp in read_to:
+            return read_to[tp]
+        if tp in self.sought:
+            return self.sought[tp]
+        committed = await consumer.committed(tp)
+        if committed is not None:
+            return int(committed)
+        return int((await consumer.beginning_offsets([tp]))[tp])
+
+    async def read_up_to_unreadable(
+        self, consumer: AIOKafkaConsumer, exc: Exception, within_ms: int
+    ) -> dict[TopicPartition, list[Any]]:
+        """After ``getmany`` raised ``exc``: stop the partition at its unreadable batch, and
+        return the records before that batch, to count. Re-raises what is not about a batch.
+
+        aiokafka loses the records a failing ``getmany`` had already taken from other
+        partitions while advancing their positions: every partition is sought back to what
+        was counted, so nothing is skipped.
+        """
+        found = locate(exc)
+        if found is None or found.tp not in consumer.assignment():
+            raise exc
+        for tp in consumer.assignment() - consumer.paused():
+            consumer.seek(tp, await self.read_position(consumer, tp))
+        start = await self.read_position(consumer, found.tp)
+        polled: dict[TopicPartition, list[Any]] = {}
+        if start < found.offset:
+            try:
+                polled = await consumer.getmany(
+                    found.tp, timeout_ms=within_ms, max_records=found.offset - start
+                )
+            except Exception:  # offsets missing before the batch: stop at the first one
+                found = replace(found, offset=start)
+            if polled and polled[found.tp][-1].offset + 1 < found.offset:
+                return polled  # a partial fetch: the rest of the prefix comes next time
+        self.unreadables.stop(consumer, found, self.generation)
+        return polled
 
     async def insert_forever(self) -> None:
         max_events = 4 * self.settings.batch_size

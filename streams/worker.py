@@ -54,10 +54,13 @@ def check_clickhouse(settings: Settings) -> str | None:
 def create_topics(settings: Settings) -> str | None:
     """Create the topics the worker reads and writes if missing; None, or why it failed."""
     from streams.producer import ProducerError, ensure_topics
+    from streams.unreadable import CONTROL_TOPIC
 
     names = [settings.kafka_topic(t) for t in (*TOPICS, ORDERS_BY_SESSION_TOPIC, DEAD_LETTER_TOPIC)]
     try:
         ensure_topics(settings.kafka_bootstrap, settings.topic_partitions, names)
+        # skip instructions (`salewatch skip`): one partition, read whole by every worker
+        ensure_topics(settings.kafka_bootstrap, 1, [settings.kafka_topic(CONTROL_TOPIC)])
     except ProducerError as exc:
         return str(exc)
     return None

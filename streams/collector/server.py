@@ -176,7 +176,13 @@ async def serve(
         log.warning("a page_view event was not delivered to Kafka: %s", exc)
 
     topic = settings.kafka_topic("clicks")
-    sink = KafkaSink(settings.kafka_bootstrap, topic, settings.topic_partitions, produce_failed)
+    sink = KafkaSink(
+        settings.kafka_bootstrap,
+        topic,
+        settings.topic_partitions,
+        produce_failed,
+        compression=settings.kafka_compression_type,
+    )
     try:
         await sink.start()
     except SinkUnavailable as exc:

@@ -41,8 +41,10 @@ class KafkaSink:
         partitions: int,
         on_error: Callable[[BaseException], None],
         connect_timeout_s: float = 10.0,
+        compression: str | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        self.compression = compression
         self.topic = topic
         self.partitions = partitions
         self.connect_timeout_s = connect_timeout_s
@@ -62,6 +64,7 @@ class KafkaSink:
             client_id="salewatch-collector",
             acks="all",
             linger_ms=20,
+            compression_type=self.compression,
             request_timeout_ms=int(max(self.connect_timeout_s, 5.0) * 1000),
         )
         try:

@@ -40,11 +40,11 @@ def mutated_events(draw: st.DrawFn) -> dict[str, object]:
     return event
 
 
-def _check(raw: bytes, topic: str) -> None:
+def _check(raw: bytes | None, topic: str) -> None:
     decoded = decode_message(raw, topic, NOW_MS, LIMITS)  # type: ignore[arg-type]
     assert all(r.reason in REJECT_REASONS for r in decoded.rejected)
     try:
-        parsed = orjson.loads(raw)
+        parsed = orjson.loads(raw) if raw is not None else None
     except orjson.JSONDecodeError:
         parsed = None
     if isinstance(parsed, list) and 0 < len(parsed) <= MAX_BATCH_EVENTS:
@@ -60,6 +60,21 @@ def _check(raw: bytes, topic: str) -> None:
 @given(raw=st.binary(max_size=300), topic=st.sampled_from(TOPICS))
 def test_random_bytes_never_raise(raw: bytes, topic: str) -> None:
     _check(raw, topic)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    raw=st.none() | st.just(b"") | st.binary(max_size=4),
+    topic=st.sampled_from(TOPICS),
+)
+def test_null_empty_and_tiny_values_never_raise(raw: bytes | None, topic: str) -> None:
+    """Kafka-level shapes: a tombstone (None), an empty value, a few bytes."""
+    _check(raw, topic)
+    decoded = decode_message(raw, topic, NOW_MS, LIMITS)  # type: ignore[arg-type]
+    if not raw:
+        assert [r.reason for r in decoded.rejected] == [
+            "null_value" if raw is None else "empty_value"
+        ]
 
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))

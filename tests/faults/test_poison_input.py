@@ -194,3 +194,55 @@ def test_poison_corpus_is_dead_lettered_and_valid_events_stored_once(
         f"{len(bad_reasons)} dead letters, all stored in {elapsed:.1f}s; "
         f"max series {max(counts.values())}; /metrics {len(text)} bytes; worker RSS {rss_mib} MiB"
     )
+
+
+def test_kafka_level_shapes_never_stop_the_worker(isolated: Settings, tmp_path: Path) -> None:
+    """Tombstones, empty values, null and non-UTF-8 keys, headers (one of 512 KiB): each
+    tombstone and empty value is one dead letter with its reason; every valid event is
+    stored whatever its key or headers."""
+    import confluent_kafka
+    from kafka import KafkaProducer
+
+    now = int(time.time() * 1000)
+    topic = isolated.kafka_topic("clicks")
+    valid: list[tuple[bytes | None, list[tuple[str, bytes]]]] = [
+        (None, []),
+        (b"\xff\xfe\xfd", []),
+        (b"k", [("trace", b"abc"), ("empty", b"")]),
+        (b"k", [("big", b"h" * 512 * 1024)]),
+        (None, [("x", b"\x00\xff")] * 50),
+    ]
+    producer = KafkaProducer(
+        bootstrap_servers=isolated.kafka_bootstrap, max_request_size=4 * 1024 * 1024
+    )
+    n_valid = 0
+    for round_ in range(40):
+        for i, (key, headers) in enumerate(valid):
+            event = make_event("clicks", event_id=f"kl-{round_}-{i}", ts=now - 5000)
+            producer.send(topic, value=orjson.dumps(event), key=key, headers=headers)
+            n_valid += 1
+        producer.send(topic, value=None, key=f"gone-{round_}".encode())  # tombstone
+        producer.send(topic, value=b"", key=b"\xff", headers=[("h", b"1")])  # empty value
+    producer.flush(30)
+    producer.close()
+    # a tombstone without a key: kafka-python refuses to send one, librdkafka does
+    rdk = confluent_kafka.Producer({"bootstrap.servers": isolated.kafka_bootstrap})
+    for _ in range(40):
+        rdk.produce(topic, value=None, key=None)
+    assert rdk.flush(30) == 0
+    with running_worker(isolated, tmp_path / "worker.log") as worker:
+        wait_until(
+            lambda: ch_scalar(isolated, "SELECT count() FROM clicks_raw FINAL"),
+            lambda n: n >= n_valid,
+            90,
+            "every valid event stored",
+        )
+        letters = read_dead_letters(isolated, 120)
+        reasons = Counter(d["reason"] for d in letters)
+        assert reasons == {"null_value": 80, "empty_value": 40}
+        assert ch_scalar(isolated, "SELECT count() FROM clicks_raw FINAL") == n_valid
+        metrics = worker.metrics_text()
+        assert metric_value(metrics, "salewatch_events_invalid_total", reason="null_value") == 80
+        assert metric_value(metrics, "salewatch_events_invalid_total", reason="empty_value") == 40
+        assert worker.proc is not None and worker.proc.poll() is None
+        assert "Traceback" not in worker.log_text()

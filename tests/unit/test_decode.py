@@ -7,15 +7,19 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.decode import REJECT_REASONS, Limits, decode_message
+from streams.decode import REJECT_REASONS, Limits, decode_message, valid_events
 from streams.events import MAX_BATCH_EVENTS, MAX_EVENT_BYTES, TOPICS, Topic
 from tests.unit.events_factory import DROP, NOW_MS, make_event
 
 LIMITS = Limits(max_future_ms=24 * 3600 * 1000, max_age_ms=30 * 24 * 3600 * 1000)
 
 
+# a Kafka record with a null value (a tombstone), as the clients hand it over: None
+TOMBSTONE = object()
+
+
 def decode(topic: Topic, value: Any) -> tuple[int, list[str]]:
-    raw = value if isinstance(value, bytes) else orjson.dumps(value)
+    raw = None if value is TOMBSTONE else value if isinstance(value, bytes) else orjson.dumps(value)
     decoded = decode_message(raw, topic, NOW_MS, LIMITS)
     return len(decoded.events), [r.reason for r in decoded.rejected]
 
@@ -28,7 +32,11 @@ def test_valid_event_of_every_topic_is_accepted(topic: Topic) -> None:
 BAD_MESSAGES: list[tuple[str, Topic, Any, str]] = [
     ("truncated json", "orders", b'{"event_id": "e-1", "ts": 17', "malformed_json"),
     ("binary garbage", "orders", bytes(range(256)), "malformed_json"),
-    ("empty bytes", "orders", b"", "malformed_json"),
+    ("null value (tombstone)", "orders", TOMBSTONE, "null_value"),
+    ("null value on clicks", "clicks", TOMBSTONE, "null_value"),
+    ("empty value", "orders", b"", "empty_value"),
+    ("empty value on tickets", "tickets", b"", "empty_value"),
+    ("one space", "orders", b" ", "malformed_json"),
     ("NaN literal", "orders", b'{"amount": NaN}', "malformed_json"),
     ("Infinity literal", "orders", b'{"amount": Infinity}', "malformed_json"),
     ("json string", "orders", b'"hello"', "not_an_object"),
@@ -133,6 +141,13 @@ def test_oversized_event_inside_array_is_rejected_alone() -> None:
     decoded = decode_message(orjson.dumps([make_event("clicks"), big]), "clicks", NOW_MS, LIMITS)
     assert len(decoded.events) == 1
     assert [r.reason for r in decoded.rejected] == ["too_large"]
+
+
+def test_tombstone_is_rejected_with_empty_original_and_no_fast_path() -> None:
+    decoded = decode_message(None, "clicks", NOW_MS, LIMITS)
+    assert decoded.rejected[0].original == b""
+    assert valid_events(None, "clicks", NOW_MS, LIMITS) is None
+    assert valid_events(b"", "clicks", NOW_MS, LIMITS) is None
 
 
 def test_rejected_message_keeps_original_bytes() -> None:

@@ -20,6 +20,11 @@ from streams.settings import ConfigError, load_settings
             "SALEWATCH_KAFKA_BOOTSTRAP",
             id="bootstrap without port",
         ),
+        pytest.param(
+            {"SALEWATCH_KAFKA_COMPRESSION": "brotli"},
+            "SALEWATCH_KAFKA_COMPRESSION",
+            id="unknown codec",
+        ),
         pytest.param({"SALEWATCH_BATCH_SIZE": "0"}, "SALEWATCH_BATCH_SIZE", id="batch size"),
         pytest.param(
             {"SALEWATCH_CLICKHOUSE_DATABASE": "x; DROP"},
