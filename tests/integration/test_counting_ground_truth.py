@@ -42,6 +42,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from streams.recovery import kafka_partition_for
 from streams.settings import Settings
 from tests.integration.support import (
     WorkerProcess,
@@ -110,6 +111,7 @@ class Msg:
 
 
 KEY_FIELD = {"clicks": "session_id", "carts": "session_id", "orders": "order_id"}
+PARTITIONS = 4  # the topics' (settings.topic_partitions); the producer's murmur2 picks one
 
 
 def event_msg(topic: str, event: dict[str, Any], produce_at: int | None = None) -> Msg:
@@ -407,6 +409,10 @@ def ground_truth(msgs: list[Msg]) -> Truth:
     contributions = [amounts() for _ in msgs]
     rows: dict[str, dict[tuple[Any, ...], list[Any]]] = defaultdict(dict)
     users: dict[tuple[int, str, str], set[str]] = defaultdict(set)
+    # traffic_1m rows are per partition: {(window, channel, source): {partition: users}}
+    partition_users: dict[tuple[Any, ...], dict[int, set[str]]] = defaultdict(
+        lambda: defaultdict(set)
+    )
     raw_users: dict[tuple[int, str, str], set[str]] = defaultdict(set)
     seen: set[str] = set()
     sessions: dict[str, tuple[int, str]] = {}  # session_id -> (step reached, channel)
@@ -467,6 +473,8 @@ def ground_truth(msgs: list[Msg]) -> Truth:
                     )
                 ] += 1
                 users[(w, channel, source)].add(e["user_id"])
+                partition = kafka_partition_for(m.key.decode(), PARTITIONS)
+                partition_users[(w, channel, source)][partition].add(e["user_id"])
                 add("traffic_1m", (w, channel, source), 1, 0)
                 load = e.get("load_ms")
                 bounds = zip((-1, *LOAD_BOUNDS_MS), (*LOAD_BOUNDS_MS, math.inf), strict=True)
@@ -564,8 +572,9 @@ def ground_truth(msgs: list[Msg]) -> Truth:
                 add("funnel_1m", (w, session_channel, name), 1)
         sessions[e["session_id"]] = (max(step, reached), session_channel)
 
-    for (w, channel, source), row in rows["traffic_1m"].items():
-        row.append(len(users.get((w, channel, source), ())))
+    for key, row in rows["traffic_1m"].items():
+        # rows are per partition (the emitter): distinct users per partition, summed
+        row.append(sum(len(ids) for ids in partition_users[key].values()))
     return Truth(
         contributions,
         {t: {k: tuple(v) for k, v in r.items()} for t, r in rows.items()},
@@ -735,9 +744,12 @@ def recompute_sql(late_ids: set[str]) -> dict[str, tuple[int, str]]:
         "page_views": (
             3,
             f"""
-            SELECT {WINDOW} AS w, {ch} AS c, {src} AS s, count(), uniqExact(user_id)
-            FROM clicks_raw FINAL WHERE event_type = 'page_view' AND {not_late}
-            GROUP BY w, c, s""",
+            SELECT w, c, s, sum(n), sum(u) FROM (
+                SELECT {WINDOW} AS w, {ch} AS c, {src} AS s, kafka_partition,
+                    count() AS n, uniqExact(user_id) AS u
+                FROM clicks_raw FINAL WHERE event_type = 'page_view' AND {not_late}
+                GROUP BY w, c, s, kafka_partition
+            ) GROUP BY w, c, s""",
         ),
         "visits": (
             3,
@@ -919,6 +931,7 @@ def make_run(isolated: Settings, tmp_path: Path, seed: int) -> Run:
     settings = isolated.model_copy(
         update={"window_clock": "event", "allowed_lateness_s": LATENESS_S, "regions": list(REGIONS)}
     )
+    assert settings.topic_partitions == PARTITIONS
     t0 = (int(time.time() * 1000) - 16 * MIN) // MIN * MIN
     msgs = generate(t0, seed)
     t_end = t0 + 10 * MIN
