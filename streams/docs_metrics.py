@@ -409,11 +409,10 @@ def render() -> str:
         "",
         "Columns in insert order (`streams.counting.rollups.ROLLUP_COLUMNS`); DDL in "
         "`schemas/clickhouse/0010_*.sql` onwards. `active_users_1m` is filled by a "
-        "materialized view from `clicks_raw` (`0018_active_users_1m.sql`). `worker` is a "
-        "worker's name (`host:metrics_port`) or `catch-up/pN`: windows a worker emitted for "
-        "partition N after taking it over from a worker that had not (`window_emitters` "
-        "records which partitions each name's rows of a window hold, "
-        "`streams/window_emitters.py`). Sum over `worker`.",
+        "materialized view from `clicks_raw` (`0018_active_users_1m.sql`). `worker` names "
+        "the Kafka partition a row counts (`p3`), whichever worker emitted it: a window of "
+        "a partition emitted again replaces its rows (`window_emitters` marks the newest "
+        "window emitted per partition, `streams/window_emitters.py`). Sum over `worker`.",
         "",
         "| table | columns |",
         "|---|---|",

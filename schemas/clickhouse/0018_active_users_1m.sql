@@ -1,6 +1,6 @@
 -- active_users_1m: distinct users with a page_view per minute, channel and traffic source,
 -- as mergeable uniqCombined states filled straight from clicks_raw by a materialized view.
--- Unlike traffic_1m.active_users (exact, per worker, one row) these states merge across
+-- Unlike traffic_1m.active_users (exact, per partition, one row) these states merge across
 -- workers, dimensions and minutes: uniqCombinedMerge(users) over any range and grouping is
 -- the distinct count of the union (HyperLogLog-based, error well under 1 %). Duplicated raw
 -- rows do not matter to a distinct count; late events are included (they are in raw).

@@ -1,10 +1,10 @@
--- window_emitters: which Kafka partitions each worker's rollup rows of a closed window hold.
--- A worker writes one row after the rollup rows of every closing: (newest window start it
--- has emitted, its worker name, the partition numbers it owned). A worker that takes over
--- partitions reads the newest window emitted for each of them (ARRAY JOIN partitions) and
--- emits the windows after it — and only those — for the moved partitions
--- (streams/window_emitters.py, streams/recovery.py): nothing counted twice, nothing lost.
--- Emitting a window again under the same worker name replaces its row (newest version).
+-- window_emitters: the newest window emitted for each Kafka partition.
+-- After the rollup rows of every closing a worker writes one row per partition it holds:
+-- (newest window start emitted, the partition's emitter name `p3`, [3]). A worker given a
+-- partition reads its newest mark, by whichever worker (ARRAY JOIN partitions: rows of
+-- older versions, named by process, list several partitions), and emits the windows after
+-- it (streams/window_emitters.py, streams/recovery.py). Rollup rows are named by partition
+-- too, so a window emitted again replaces its rows: a lost mark costs a re-emission only.
 CREATE TABLE IF NOT EXISTS {database}.window_emitters
 (
     window_start DateTime('UTC'),
