@@ -51,7 +51,7 @@ from streams.counting.funnel import (
 )
 from streams.counting.rollups import RollupRow, emitter, rollup_rows
 from streams.counting.sketch import DEFAULT_PRECISION
-from streams.counting.tally import Tally
+from streams.counting.tally import Tally, merge_users
 from streams.counting.windows import DEFAULT_LATENESS_MS, DEFAULT_SIZE_MS, TumblingWindows
 from streams.events import TOPICS, Topic
 from streams.metric_defs import REGION_VALUES
@@ -276,10 +276,5 @@ def _users_of(tallies: Iterable[Tally]) -> dict[tuple[str, str], set[str]]:
     """Distinct users by ``(channel, traffic_source)`` over several partitions' tallies."""
     merged: dict[tuple[str, str], set[str]] = {}
     for tally in tallies:
-        for key, users in tally.users.items():
-            found = merged.get(key)
-            if found is None:
-                merged[key] = set(users)
-            else:
-                found |= users
+        merge_users(merged, tally.users)
     return merged

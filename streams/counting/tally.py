@@ -12,6 +12,7 @@ Money is kept in integer cents so that sums are exact (ClickHouse ``Decimal(18, 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -126,13 +127,7 @@ class Tally:
         _add_lists(self.vitals, other.vitals)
         _add_lists(self.orders, other.orders)
         _add_lists(self.amounts, other.amounts)
-        users = self.users
-        for key, their_users in other.users.items():
-            mine_users = users.get(key)
-            if mine_users is None:
-                users[key] = set(their_users)
-            else:
-                mine_users |= their_users
+        merge_users(self.users, other.users)
 
     def is_empty(self) -> bool:
         return not any(getattr(self, name) for name in self.__slots__)
@@ -151,3 +146,16 @@ def _add_lists(mine: dict[K, list[N]], theirs: dict[K, list[N]]) -> None:
         else:
             for i, v in enumerate(values):
                 current[i] += v
+
+
+def merge_users(
+    into: dict[tuple[str, str], set[str]], other: Mapping[tuple[str, str], set[str]]
+) -> None:
+    """Add ``other``'s distinct users by ``(channel, traffic_source)`` to ``into`` (copies
+    the sets it adopts)."""
+    for key, their_users in other.items():
+        mine = into.get(key)
+        if mine is None:
+            into[key] = set(their_users)
+        else:
+            mine |= their_users
