@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import math
 import os
 import re
@@ -32,23 +31,12 @@ from bench import kafka_io
 from streams.clickhouse_client import checked_executor, make_client
 from streams.events import DEAD_LETTER_TOPIC, ORDERS_BY_SESSION_TOPIC, TOPICS
 from streams.migrate import apply_migrations, discover_migrations
-from streams.settings import ENV_PREFIX, Settings
+from streams.settings import ENV_PREFIX, Settings, settings_env
 
 READY_MARK = "salewatch worker: ready"
 READY_TIMEOUT_S = 90.0
 SOURCE_TOPICS: tuple[str, ...] = tuple(TOPICS)
 ALL_TOPICS: tuple[str, ...] = (*TOPICS, DEAD_LETTER_TOPIC, ORDERS_BY_SESSION_TOPIC)
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The SALEWATCH_* environment that reproduces ``settings`` in a subprocess."""
-    env: dict[str, str] = {}
-    for name, value in settings.model_dump().items():
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        text = json.dumps(value) if isinstance(value, list) else str(value)
-        env[ENV_PREFIX + name.upper()] = text
-    return env
 
 
 @dataclass

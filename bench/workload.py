@@ -26,9 +26,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from aiokafka.partitioner import murmur2
-
 from streams.events import Topic
+from streams.recovery import kafka_partition_for
 
 CHANNELS = ("app", "app", "app", "web", "mini_program", "mini_program", "h5")
 REGIONS = ("CN-BJ", "CN-SH", "CN-GD", "CN-GD", "CN-ZJ", "CN-JS", "CN-SC", "CN-HB", "CN-SD")
@@ -68,7 +67,7 @@ class WorkloadConfig:
 
 def partition_of(key: bytes, partitions: int) -> int:
     """Kafka's default partition of ``key`` (murmur2, as aiokafka and the Java client)."""
-    return int((murmur2(key) & 0x7FFFFFFF) % partitions)
+    return kafka_partition_for(key.decode(), partitions)
 
 
 _VIEW = (

@@ -30,7 +30,7 @@ from streams.clickhouse_client import make_client
 from streams.clickhouse_sink import ClickHouseSink
 from streams.clock import WindowClock
 from streams.counting.pipeline import NO_WINDOW, Pipeline
-from streams.counting.rollups import ROLLUP_COLUMNS, RollupRow
+from streams.counting.rollups import RollupRow, insert_batches
 from streams.events import DEAD_LETTER_TOPIC, ORDERS_BY_SESSION_TOPIC, TOPICS, Topic
 from streams.ingest import BatchProcessor, InMessage
 from streams.recovery import Query, Recovery
@@ -172,8 +172,8 @@ class StoreClosedWindows:
         self.wall = wall
 
     async def __call__(self, rows: list[RollupRow], marks: list[Mark]) -> None:
-        for table, table_rows in group_rollup_rows(rows).items():
-            await self.sink.insert(table, ROLLUP_COLUMNS[table], table_rows)
+        for batch in insert_batches(rows):
+            await self.sink.insert(batch.table, batch.columns, batch.rows)
         version = int(self.wall() * 1000)
         await self.sink.insert(
             window_emitters.TABLE, window_emitters.COLUMNS, [m.row(version) for m in marks]
@@ -267,11 +267,3 @@ def make_recovery(
         clock_kind=settings.window_clock,
         store_closed=StoreClosedWindows(settings, totals, time.time),
     )
-
-
-def group_rollup_rows(rows: list[RollupRow]) -> dict[str, list[tuple[Any, ...]]]:
-    """Rollup rows as insert tuples per table, columns in ``ROLLUP_COLUMNS`` order."""
-    grouped: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
-    for table, row in rows:
-        grouped[table].append(tuple(row[c] for c in ROLLUP_COLUMNS[table]))
-    return grouped

@@ -36,8 +36,10 @@ assignor co-partitions topics with equal partition counts):
    offset + 1 (a partition's stored offsets are a prefix: the reader's insert queue stores
    batches in the order they were read); the reader seeks there before it reads, so
    nothing ClickHouse holds is read again. ``orders_by_session`` has no stored offsets:
-   the ids of recently stored order events are skipped once if Kafka delivers them again
-   (:meth:`Pipeline.adopt`).
+   the ids of the orders the rebuild replayed, and of recently stored orders of the
+   windows before, are skipped once if Kafka delivers them again (:meth:`Pipeline.adopt`);
+   never an order stored after the replay read (by another worker, while this one
+   rebuilds): nothing counted it yet.
 
 Ownership: clicks, carts and tickets rows carry their own partition (``kafka_partition``).
 Orders rows carry the ``orders`` partition (keyed by ``order_id``), but an order is counted
@@ -432,11 +434,12 @@ def stored_offsets_sql(database: str, partitions: Sequence[int], from_ms: int) -
     )
 
 
-def redelivered_sql(database: str, from_ms: int, ingested_after_s: int) -> str:
-    """``(event_id, ts_ms)`` of order events stored since ``ingested_after_s`` (wall time)."""
+def redelivered_sql(database: str, from_ms: int, to_ms: int, ingested_after_s: int) -> str:
+    """``(event_id, ts_ms)`` of order events of ``[from_ms, to_ms)`` stored since
+    ``ingested_after_s`` (wall time)."""
     return (
         f"SELECT event_id, ts_ms FROM {database}.orders_raw "
-        f"WHERE {_time_range('orders', from_ms)} "
+        f"WHERE {_time_range('orders', from_ms, to_ms)} "
         f"AND ingested_at >= toDateTime({ingested_after_s})"
     )
 
@@ -589,13 +592,13 @@ def _restore(
     partitions: Sequence[int],
     owners: _Owners,
     stats: RebuildStats,
-) -> int | None:
+) -> tuple[int | None, dict[str, int]]:
     """Restore sessions and order categories of ``partitions`` before ``plan.replay_from``,
     then count their stored events from ``replay_from`` on into ``pipeline``'s windows (an
     event of partition p before ``plan.windows_from[p]`` updates state only). An order is
     counted under its session's partition (``orders_by_session``'s, where the live worker
     counts it), every other event under its own. Returns the newest replayed event time
-    (None: none)."""
+    (None: none) and ``{event_id: ts}`` of the replayed orders."""
     owned = set(partitions)
     owns_all = owned >= set(range(owners.partition_count))
 
@@ -627,7 +630,8 @@ def _restore(
     started = time.perf_counter()
     stats.replayed += pipeline.warm_up(merge_by_time(events), plan.clock_ms, plan.windows_from)
     stats.seconds["count"] = stats.seconds.get("count", 0.0) + time.perf_counter() - started
-    return max((e[-1][1]["ts"] for e in events.values() if e), default=None)
+    newest = max((e[-1][1]["ts"] for e in events.values() if e), default=None)
+    return newest, {e["event_id"]: int(e["ts"]) for _, e in events["orders"]}
 
 
 def rebuild(
@@ -681,7 +685,7 @@ def rebuild(
         timeout_ms=pipeline.sessions.timeout_ms,
     )
     owners = _Owners(partition_count)
-    newest_replayed = _restore(
+    newest_replayed, replayed_orders = _restore(
         timed,
         pipeline,
         plan,
@@ -699,14 +703,21 @@ def rebuild(
             "offsets", stored_offsets_sql(database, partitions, plan.offsets_from)
         )
     }
+    # orders Kafka may deliver again on orders_by_session, to skip once: those replayed
+    # above, and those of the windows before (emitted); never an order stored after the
+    # replay read (another worker's, while this one rebuilds): it was counted nowhere yet
     horizon_s = int(wall_now_s) - REDELIVERY_HORIZON_S
-    redelivered = timed("redelivered", redelivered_sql(database, plan.offsets_from, horizon_s))
+    redelivered = dict(replayed_orders)
+    for event_id, ts in timed(
+        "redelivered", redelivered_sql(database, plan.offsets_from, plan.replay_from, horizon_s)
+    ):
+        redelivered[event_id] = int(ts)
     return Rebuilt(
         pipeline=pipeline,
         plan=plan,
         next_offsets=next_offsets,
-        counted_before=frozenset(event_id for event_id, _ in redelivered),
-        counted_before_until_ms=max((int(ts) for _, ts in redelivered), default=NO_WINDOW),
+        counted_before=frozenset(redelivered),
+        counted_before_until_ms=max(redelivered.values(), default=NO_WINDOW),
         newest_event_ms=newest,
         stats=stats,
     )

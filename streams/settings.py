@@ -7,6 +7,7 @@ setting name fails loudly at start-up instead of being silently ignored.
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -161,3 +162,15 @@ def load_settings(**overrides: object) -> Settings:
 def get_settings() -> Settings:
     """Process-wide settings, loaded once."""
     return load_settings()
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The ``SALEWATCH_*`` environment that reproduces ``settings`` in a subprocess (the
+    benchmarks' and the tests' workers)."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump().items():
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        text = json.dumps(value) if isinstance(value, list) else str(value)
+        env[ENV_PREFIX + name.upper()] = text
+    return env

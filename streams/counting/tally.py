@@ -129,9 +129,6 @@ class Tally:
         _add_lists(self.amounts, other.amounts)
         merge_users(self.users, other.users)
 
-    def is_empty(self) -> bool:
-        return not any(getattr(self, name) for name in self.__slots__)
-
 
 def _add_counts(mine: dict[K, int], theirs: dict[K, int]) -> None:
     for key, n in theirs.items():

@@ -64,22 +64,28 @@ class ServiceSpec:
             path.write_text(text)
 
 
+def tansu_argv(binary: Path, address: str) -> tuple[str, ...]:
+    """The command line of a tansu broker listening on ``address`` (``host:port``), data in
+    memory (the stack's and the tests' throwaway brokers)."""
+    url = f"tcp://{address}"
+    return (
+        str(binary),
+        "broker",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+        "--storage-engine",
+        "memory://tansu/",
+    )
+
+
 def _kafka(settings: Settings, layout: StateLayout, binary: Path) -> ServiceSpec:
     port = endpoints.kafka_port(settings)
-    url = f"tcp://{port.address}"
     return ServiceSpec(
         name="kafka",
         binary=TANSU,
-        argv=(
-            str(binary),
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-            "--storage-engine",
-            "memory://tansu/",
-        ),
+        argv=tansu_argv(binary, port.address),
         ports=(port,),
         endpoint=f"{port.address} (tansu, in memory: a restart loses topics)",
         probe=partial(health.kafka_metadata, port.number),

@@ -23,6 +23,7 @@ import pytest
 
 from streams.settings import Settings
 from streams.stack.configs import render_clickhouse_config, render_clickhouse_users
+from streams.stack.services import tansu_argv
 from tests.integration.conftest import stack_settings  # noqa: F401  (re-exported fixture)
 from tests.integration.support import clickhouse, isolated_settings, run_cli, stop_group
 
@@ -109,18 +110,8 @@ class ThrowawayTansu(Service):
         binary = REPO / ".salewatch" / "bin" / "tansu"
         if not binary.exists():
             binary = Path(shutil.which("tansu") or "tansu")
-        url = f"tcp://127.0.0.1:{self.port}"
         super().__init__(
-            [
-                str(binary),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
+            list(tansu_argv(binary, f"127.0.0.1:{self.port}")),
             state / "tansu.log",
             state,
         )

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from clickhouse_driver import Client
 
-from streams.settings import ENV_PREFIX, Settings
+from streams.settings import Settings, settings_env
 from streams.source_reader import READY_LINE
 
 T = TypeVar("T")
@@ -37,17 +37,6 @@ def scraped_worker_port(settings: Settings) -> int:
 
 
 WORKER_READY_TIMEOUT_S = 60.0
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The SALEWATCH_* environment that reproduces ``settings`` in a subprocess."""
-    env: dict[str, str] = {}
-    for name, value in settings.model_dump().items():
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        text = json.dumps(value) if isinstance(value, list) else str(value)
-        env[ENV_PREFIX + name.upper()] = text
-    return env
 
 
 def isolated_settings(base: Settings, **overrides: Any) -> Settings:

@@ -31,6 +31,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from streams.cli import main
 from streams.decode import Limits, decode_message
 from streams.events import DEAD_LETTER_TOPIC, KEY_FIELD, TOPICS, Topic
+from streams.stack.services import tansu_argv
 
 pytestmark = pytest.mark.integration
 
@@ -85,14 +86,14 @@ def free_port() -> int:
 def broker(tansu_binary: Path, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty tansu broker for one test; yields its bootstrap address."""
     port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
     log_path = tmp_path / "tansu.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [str(tansu_binary), "broker", "--listener-url", url, "--advertised-listener-url",
-             url, "--storage-engine", "memory://tansu/"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            tansu_argv(tansu_binary, f"127.0.0.1:{port}"),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 15
         while True:

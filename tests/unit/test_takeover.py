@@ -365,6 +365,43 @@ def test_a_rolling_restart_moves_partitions_away_and_back(query: Query) -> None:
     assert stored_sums(stored) == stored_sums(reference_rows(17))
 
 
+def test_orders_stored_while_a_worker_rebuilds_are_counted_once(query: Query) -> None:
+    """``a`` holds every partition; ``b`` joins and is given 2, 3. ``a`` finishes its own
+    rebuild first and reads on: it stores orders of b's sessions while b is still reading
+    ClickHouse, after b's replay read. b must count them when orders_by_session delivers
+    them (before: they were in b's skip-once set of stored orders, read after the replay,
+    and were skipped uncounted — the rolling restart's missing orders in the minute of the
+    restart, 4,923 of 5,000)."""
+    events = generated_stream(18)
+    joined = T0 + 240_000
+    before, after = split(events, joined)
+    store(query, before)
+    a = Worker(query, range(PARTITIONS))
+    stored = a.count(before)
+    store_rollups(query, stored)
+    store_marks(query, a.marks())
+    racing = [i for i in after if i[0] == "orders" and counting_partition(*i) in (2, 3)][:12]
+    assert len(racing) >= 5
+
+    def racing_query(sql: str) -> Sequence[Sequence[Any]]:
+        rows = query(sql)
+        if "orders_raw" in sql and "ORDER BY ts_ms" in sql and not racing_stored:
+            store(query, racing)  # a's inserter, right after b's replay read
+            racing_stored.append(True)
+        return rows
+
+    racing_stored: list[bool] = []
+    b = Worker(racing_query, ())
+    rebuilt = b.assign((2, 3), joined)
+    assert racing_stored
+    assert not {e["event_id"] for _, e in racing} & rebuilt.counted_before
+    a.assign((0, 1), joined)
+    store(query, [i for i in after if i not in racing])
+    stored += b.count(after) + b.pipeline.close_windows(END)
+    stored += a.count(after) + a.pipeline.close_windows(END)
+    assert stored_sums(stored) == stored_sums(reference_rows(18))
+
+
 # ------------------------------------------------------------------ Recovery.on_assigned
 
 
