@@ -684,6 +684,14 @@ def rebuild(
         lateness_ms=pipeline.windows.lateness_ms,
         timeout_ms=pipeline.sessions.timeout_ms,
     )
+    # offsets before the replay: a row stored in between is replayed and read again, a
+    # duplicate the dedupe memory skips; read after, it would be skipped uncounted
+    next_offsets = {
+        (topic, int(partition)): int(offset) + 1
+        for topic, partition, offset in timed(
+            "offsets", stored_offsets_sql(database, partitions, plan.offsets_from)
+        )
+    }
     owners = _Owners(partition_count)
     newest_replayed, replayed_orders = _restore(
         timed,
@@ -697,12 +705,6 @@ def rebuild(
     if newest_replayed is not None:
         newest = max(newest or newest_replayed, newest_replayed)
 
-    next_offsets = {
-        (topic, int(partition)): int(offset) + 1
-        for topic, partition, offset in timed(
-            "offsets", stored_offsets_sql(database, partitions, plan.offsets_from)
-        )
-    }
     # orders Kafka may deliver again on orders_by_session, to skip once: those replayed
     # above, and those of the windows before (emitted); never an order stored after the
     # replay read (another worker's, while this one rebuilds): it was counted nowhere yet
