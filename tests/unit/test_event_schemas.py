@@ -19,8 +19,11 @@ from tests.unit.events_factory import NOW_MS, make_event
 from tests.unit.test_decode import ACCEPTED_EDGES, BAD_MESSAGES, LIMITS
 
 JSON_TYPE_OF_PY = {str: "string", int: "integer", float: "number"}
-# verdicts JSON Schema cannot express (time bounds, byte size) are the validator's alone
+# verdicts JSON Schema cannot express (time bounds, byte size, Kafka-level values that are
+# no JSON at all) are the validator's alone
 NOT_IN_SCHEMA = {
+    "null_value",
+    "empty_value",
     "ts_in_future",
     "ts_too_old",
     "too_large",
