@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     max_event_age_days: int = Field(30, ge=1, description="older events are dead-lettered")
     max_future_s: int = Field(24 * 3600, ge=0, description="events further ahead are rejected")
     regions: list[str] = Field(default_factory=lambda: list(DEFAULT_REGIONS))
+    sale_file: Path | None = Field(
+        None,
+        description="the sale (start, end, GMV target, office time zone, previous sale, flash "
+        "sales) the dashboards and `salewatch recap` use; default: sale.toml in the repository",
+    )
 
     @field_validator("kafka_bootstrap")
     @classmethod
