@@ -153,13 +153,13 @@ FROM
     WHERE {PAID} AND {window(from_s, to_s)}
         AND user_id NOT IN (SELECT user_id FROM orders_raw FINAL WHERE {PAID} AND {before})
     GROUP BY user_id
-)
+) AS first_buys
 ALL INNER JOIN
 (
     SELECT user_id, order_id, ts_ms
     FROM orders_raw FINAL
     WHERE {PAID} AND {after}
-) USING user_id"""
+) AS later_buys USING user_id"""
 
 
 def data_until(from_s: int, to_s: int) -> str:

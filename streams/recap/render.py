@@ -106,7 +106,8 @@ def gmv_chart(recap: dict[str, Any], zone: ZoneInfo) -> str:
     for ax in (per_minute, cum):
         ax.yaxis.set_major_formatter(yuan)
         ax.grid(alpha=0.3)
-    cum.legend(loc="upper left")
+    if cum.get_legend_handles_labels()[0]:
+        cum.legend(loc="upper left")
     cum.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=zone))
     return png_data_uri(fig)
 
