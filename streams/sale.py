@@ -1,6 +1,7 @@
 """The configured sale: start, end, GMV target, office time zone, previous sale, flash sales.
 
-Read from ``sale.toml`` at the repository root (or the file ``SALEWATCH_SALE_FILE`` names).
+Read from ``sale.toml`` at the repository root (``salewatch recap`` reads the file
+``SALEWATCH_SALE_FILE`` names, by default that one).
 A file rather than one ``SALEWATCH_*`` variable per field: the dashboards are generated
 from it and committed, so the committed JSON must not depend on the environment of whoever
 generates it; and a sale (several flash sales included) is a reviewed change, not a flag.
@@ -13,7 +14,6 @@ a linear projection at 00:30 would promise several times the target.
 
 from __future__ import annotations
 
-import os
 import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,7 +21,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_SALE_FILE = Path(__file__).resolve().parents[1] / "sale.toml"
-SALE_FILE_ENV = "SALEWATCH_SALE_FILE"
 
 
 class SaleConfigError(ValueError):
@@ -126,9 +125,8 @@ def sale_from_dict(data: dict[str, object]) -> Sale:
     )
 
 
-def load_sale(path: Path | None = None) -> Sale:
-    """The sale of ``path`` (default: ``$SALEWATCH_SALE_FILE`` or the repository's)."""
-    path = path or Path(os.environ.get(SALE_FILE_ENV) or DEFAULT_SALE_FILE)
+def load_sale(path: Path = DEFAULT_SALE_FILE) -> Sale:
+    """The sale of ``path`` (default: the repository's ``sale.toml``)."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
