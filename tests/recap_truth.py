@@ -127,7 +127,7 @@ def truth(events: Iterable[Event], from_s: int, to_s: int) -> dict[str, Any]:
         "peak_minute_gmv": float(peak[1]) if peak else None,
         "tickets_per_1000_paid": 1000 * len(tickets) / len(orders) if orders else None,
         "funnel_by_channel": {
-            channel: dict(zip(("visit", "detail", "cart", "checkout", "paid"), counts))
+            channel: dict(zip(("visit", "detail", "cart", "checkout", "paid"), counts, strict=True))
             for channel, counts in funnel.items()
         },
         "new_buyers": len(new),

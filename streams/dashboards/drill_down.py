@@ -189,7 +189,8 @@ def dashboard() -> dm.Dashboard:
                 "Core Web Vitals p75 by page type and channel, last hour",
                 [ch_table(WEB_VITALS_BY_PAGE_TYPE)],
                 w=24,
-                description="Per page view, from clicks_raw (the last hour of the range). Good / poor: LCP 2500 / 4000 ms, "
+                description="Per page view, from clicks_raw (the last hour of the range). "
+                "Good / poor: LCP 2500 / 4000 ms, "
                 "INP 200 / 500 ms, CLS 0.1 / 0.25, TTFB 800 / 1800 ms.",
             ),
         ],

@@ -265,7 +265,8 @@ def product_panels() -> list[Item]:
             w=8,
             h=10,
             description="Items with many detail views and almost no add-to-cart in the last 15 "
-            "minutes: sold out, wrong price or a broken button. The Grafana alert "
+            "minutes, all channels and regions: sold out, wrong price or a broken button. "
+            "The Grafana alert "
             "SaleHotItemCartRateCollapsed (ticket) fires on the same query "
             "(alerts/runbook.md#salehotitemcartratecollapsed).",
         ),
@@ -286,7 +287,9 @@ def _calendar(start_s: int, end_s: int) -> str:
     return f"vector(1) and on () (vector(time()) >= {start_s} and vector(time()) < {end_s})"
 
 
-def annotations(board: dashboard_builders.Dashboard, sale: Sale) -> dashboard_builders.Dashboard:
+def sale_annotations(
+    board: dashboard_builders.Dashboard, sale: Sale
+) -> dashboard_builders.Dashboard:
     """Alerts firing (Prometheus ``ALERTS``), the sale, and each flash sale. The calendar
     ones are PromQL on ``time()`` (no data needed): the SDK's annotation model has no place
     for a ClickHouse query, and they would not round-trip."""
@@ -315,4 +318,3 @@ def annotations(board: dashboard_builders.Dashboard, sale: Sale) -> dashboard_bu
             .enable(True)
         )
     return board
-

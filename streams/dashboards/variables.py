@@ -35,7 +35,7 @@ HOT_ITEM_MAX_CART_RATE = 0.01
 
 def _ordered(values: frozenset[str]) -> list[str]:
     """Sorted, ``other`` last."""
-    return sorted(v for v in values if v != lv.OTHER) + [lv.OTHER]
+    return [*sorted(v for v in values if v != lv.OTHER), lv.OTHER]
 
 
 FILTERS: dict[str, list[str]] = {

@@ -1,18 +1,23 @@
 """War room: the sale-night dashboard on the big screen of the incident room.
 
 Top to bottom: the sale against its target (paid GMV vs the target curve and the previous
-sale, pace, projection: ``streams.dashboards.sale_panels``); sales broken down live as visitors × conversion × average order value; the
-funnel per step; GMV and orders per minute against the same time last week; payment
-success by method; tickets; page speed (Core Web Vitals p75 by page type, against their
-"good" and "poor" lines); top products, hot items whose cart rate collapsed, bounce rate;
-firing alerts; pipeline freshness. Variables ``$channel``, ``$region``, ``$payment_method``
-filter the panels whose data carries those dimensions (``streams.dashboards.variables``);
-annotations mark alerts firing, the sale and its flash sales. The dashboard's time zone
-is the sale's (the office's), not the browser's.
+sale, pace, projection: ``streams.dashboards.sale_panels``); sales broken down live as
+visitors × conversion × average order value; the funnel per step; GMV and orders per
+minute against the same time last week; payment success by method; tickets; page speed
+(Core Web Vitals p75 by page type, against their "good" and "poor" lines); top products,
+hot items whose cart rate collapsed, bounce rate; firing alerts; pipeline freshness.
+
+Variables ``$channel``, ``$region``, ``$payment_method`` filter the panels whose data
+carries those dimensions (``streams.dashboards.variables``); annotations mark alerts
+firing, the sale and its flash sales. The dashboard's time zone is the sale's (the
+office's), not the browser's.
 Panel titles are referred to by ``alerts/runbook.md``: rename both together.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
 
 from grafana_foundation_sdk.builders import dashboard as dashboard_builders
 from grafana_foundation_sdk.models import dashboard as dm
@@ -29,7 +34,7 @@ from streams.dashboards.panels import (
     table_panel,
     time_series_panel,
 )
-from streams.dashboards.sale_panels import annotations, product_panels, sale_panels
+from streams.dashboards.sale_panels import product_panels, sale_annotations, sale_panels
 from streams.dashboards.variables import FILTERS, prom_filter, sale_constants, with_variables
 from streams.sale import Sale, load_sale
 
@@ -399,9 +404,9 @@ def dashboard(sale: Sale | None = None) -> dm.Dashboard:
         )
     )
     board = with_variables(board, list(FILTERS), sale_constants(sale))
-    board = annotations(board, sale)
-    sections = (
-        lambda: sale_panels(sale),
+    board = sale_annotations(board, sale)
+    sections: tuple[Callable[[], list[Item]], ...] = (
+        partial(sale_panels, sale),
         _sales,
         _funnel,
         _orders,

@@ -91,9 +91,7 @@ def payments(execute: Execute, window: Window) -> list[dict[str, Any]]:
 
 def page_speed(execute: Execute, window: Window) -> list[dict[str, Any]]:
     rows = execute(q.page_speed_by_page_type(window.from_s, window.to_s))
-    return [
-        {"page_type": str(p), "measured_views": int(n), "p75_ms": float(v)} for p, n, v in rows
-    ]
+    return [{"page_type": str(p), "measured_views": int(n), "p75_ms": float(v)} for p, n, v in rows]
 
 
 def rfm_segment(recency_score: int, orders: int, monetary_score: int) -> str:
@@ -164,7 +162,9 @@ def cumulative(series: list[tuple[int, float]]) -> list[tuple[int, float]]:
     return out
 
 
-def aligned(series: list[tuple[int, float]], start_ms: int, onto_ms: int) -> list[tuple[int, float]]:
+def aligned(
+    series: list[tuple[int, float]], start_ms: int, onto_ms: int
+) -> list[tuple[int, float]]:
     """``series`` moved so that ``start_ms`` falls on ``onto_ms`` (minutes since start)."""
     return [(ms - start_ms + onto_ms, v) for ms, v in series]
 

@@ -17,12 +17,12 @@ from zoneinfo import ZoneInfo
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.dates as mdates  # noqa: E402  (after choosing the non-GUI backend)
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
-from streams.recap.compute import FUNNEL_STEPS, RFM_SEGMENTS  # noqa: E402
+from streams.recap.compute import FUNNEL_STEPS, RFM_SEGMENTS
 
 CSS = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -34,7 +34,7 @@ img { max-width: 100%; } table { border-collapse: collapse; margin: 0.5em 0 1.5e
 td, th { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th:first-child, td:first-child { text-align: left; } .note { color: #a60; }
 section { break-inside: avoid; }
-@media print { body { margin: 0; max-width: none; } .figures { grid-template-columns: repeat(4, 1fr); } }
+@media print { body { margin: 0; max-width: none; } }
 """
 
 
@@ -108,7 +108,7 @@ def gmv_chart(recap: dict[str, Any], zone: ZoneInfo) -> str:
         ax.grid(alpha=0.3)
     if cum.get_legend_handles_labels()[0]:
         cum.legend(loc="upper left")
-    cum.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=zone))
+    cum.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=zone))  # type: ignore[no-untyped-call]
     return png_data_uri(fig)
 
 
@@ -184,8 +184,11 @@ def render(recap: dict[str, Any], *, title: str, timezone: str) -> str:
         _table(
             ["channel", *FUNNEL_STEPS, "visit → paid"],
             [
-                [f["channel"], *(count(f[s]) for s in FUNNEL_STEPS)]
-                + [percent(f["paid"] / f["visit"] if f["visit"] else None)]
+                [
+                    f["channel"],
+                    *(count(f[s]) for s in FUNNEL_STEPS),
+                    percent(f["paid"] / f["visit"] if f["visit"] else None),
+                ]
                 for f in funnel
             ],
         )
@@ -209,8 +212,12 @@ def render(recap: dict[str, Any], *, title: str, timezone: str) -> str:
         _table(
             ["payment method", "succeeded", "failed", "success"],
             [
-                [p["payment_method"], count(p["succeeded"]), count(p["failed"])]
-                + [percent(p["success_rate"])]
+                [
+                    p["payment_method"],
+                    count(p["succeeded"]),
+                    count(p["failed"]),
+                    percent(p["success_rate"]),
+                ]
                 for p in pay
             ],
         )
@@ -271,7 +278,11 @@ def _customers_section(c: dict[str, Any], zone: ZoneInfo) -> str:
         d = rep[key]
         reach = "" if d["complete"] else " (data ends " + local_time(rep["data_until_ms"], zone)
         rows.append(
-            [key.upper(), count(d["repurchased"]), percent(d["rate"]) + (reach + ")" if reach else "")]
+            [
+                key.upper(),
+                count(d["repurchased"]),
+                percent(d["rate"]) + (reach + ")" if reach else ""),
+            ]
         )
     segments = c["rfm_segments"]
     return (

@@ -31,7 +31,9 @@ from tests.unit.test_dashboards import (
 )
 
 SALE = load_sale()
-WAR, OFFICE, DRILL = (COMMITTED[n] for n in ("war-room.json", "office-screen.json", "drill-down.json"))
+WAR, OFFICE, DRILL = (
+    COMMITTED[n] for n in ("war-room.json", "office-screen.json", "drill-down.json")
+)
 
 
 def variables(board: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -141,7 +143,9 @@ def _run(session: Any, sql: str) -> list[list[Any]]:
     keep |= {"hot_item_min_views": "${hot_item_min_views}"}
     keep |= {"hot_item_max_cart_rate": "${hot_item_max_cart_rate}"}
     sql = expand_variables(sql, board, **keep)
-    return list(run_on_chdb(session, "salewatch", with_test_sale(sql, now_s, now_s - 3600, now_s + 60)))
+    return list(
+        run_on_chdb(session, "salewatch", with_test_sale(sql, now_s, now_s - 3600, now_s + 60))
+    )
 
 
 def _paid_total() -> Decimal:
@@ -230,3 +234,45 @@ def test_a_wrong_sale_file_names_the_field(change: dict[str, Any], message: str)
 def test_the_repository_sale_file_is_valid() -> None:
     assert SALE.gmv_target > 0 and SALE.start_s < SALE.end_s
     assert all(SALE.start_s <= f.start_s < f.end_s <= SALE.end_s for f in SALE.flash_sales)
+
+
+# ------------------------------------------------------------------ the hot-item alert
+
+
+def test_the_grafana_alert_file_is_generated_from_the_code() -> None:
+    from streams.dashboards import alerting
+
+    assert not alerting.is_stale(), "run `salewatch dashboards generate`"
+    [group] = alerting.provisioning()["groups"]
+    [rule] = group["rules"]
+    assert rule["title"] == alerting.RULE_NAME and rule["labels"] == {"severity": "ticket"}
+    assert rule["for"] == "5m" and rule["noDataState"] == "OK"
+    assert set(rule["annotations"]) >= {"summary", "description", "runbook_url"}
+    # the rule counts the panel's items: same query, the panel's thresholds filled in
+    assert rule["data"][0]["model"]["rawSql"] == alerting.HOT_ITEMS_COUNT
+    assert "HAVING views >= 200" in alerting.HOT_ITEMS_COUNT
+    # Grafana hands its alerts to the project's Alertmanager (severity routing there)
+    [contact] = alerting.provisioning()["contactPoints"]
+    assert contact["receivers"][0]["type"] == "prometheus-alertmanager"
+
+
+def test_the_runbook_has_the_alert_and_its_query() -> None:
+    from streams.dashboards import alerting
+    from tests.unit.test_dashboards import REPO_ROOT
+
+    runbook = (REPO_ROOT / "alerts" / "runbook.md").read_text(encoding="utf-8")
+    assert f"\n## {alerting.RULE_NAME}\n" in runbook
+    assert alerting.HOT_ITEMS_COUNT in runbook  # run on chdb and 18.16 with the runbook's SQL
+
+
+def test_the_alert_query_counts_hot_items(chdb_session: Any) -> None:  # noqa: F811
+    from streams.dashboards import alerting
+
+    # the seeded hot item has 6 views: below the rule's 200, so nothing to count
+    [[count]] = run_on_chdb(chdb_session, "salewatch", alerting.HOT_ITEMS_COUNT)
+    assert int(count) == 0
+    lowered = alerting.HOT_ITEMS_COUNT.replace("HAVING views >= 200", "HAVING views >= 1")
+    now_s = SEED_NOW_MS // 1000
+    shifted = lowered.replace("now()", f"toDateTime({now_s + 60})")
+    [[count]] = run_on_chdb(chdb_session, "salewatch", shifted)
+    assert int(count) == 1

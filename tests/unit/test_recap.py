@@ -136,7 +136,7 @@ def test_firings_are_runs_of_alerts_samples(times: list[int], runs: list[tuple[i
 
 
 def test_an_unreachable_prometheus_is_reported_not_raised_elsewhere() -> None:
-    with pytest.raises(alerts.PrometheusUnreachable, match="127.0.0.1:9"):
+    with pytest.raises(alerts.PrometheusUnreachable, match=r"127\.0\.0\.1:9"):
         alerts.fired("http://127.0.0.1:9", 0, 3600)
 
 
