@@ -13,10 +13,13 @@ produced to its isolated topics. Then:
     errors never happen), it reads ``ALERTS``, or it is an alert condition (empty = not
     firing; the live Prometheus' own evaluation of every rule must be healthy). The
     explained empties are printed (``-s``) and reported in the test's output on failure;
-(b) every SQL panel query (macros expanded like the Grafana plugin does) and every SQL
-    block of alerts/runbook.md runs on the real ClickHouse 18.16 over the rows the worker
-    stored, and must return rows (the runbook's may be empty); the same queries run on
-    current ClickHouse (chdb) over the same events when chdb is importable.
+(b) every SQL panel query (macros and variables expanded like Grafana does, filters at
+    "All", the sale's constants placed around the fed events: ``with_test_sale``) and every
+    SQL block of alerts/runbook.md runs on the real ClickHouse 18.16 over the rows the
+    worker stored — raw tables and, once its first minute closed, the rollups — and must
+    return rows (the runbook's may be empty); the same queries run on current ClickHouse
+    (chdb) over the same events when chdb is importable. Annotation expressions are PromQL
+    and run in (a): the sale's calendar ones are empty outside its dates.
 """
 
 from __future__ import annotations
