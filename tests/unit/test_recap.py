@@ -179,3 +179,41 @@ def test_the_page_is_self_contained(night: tuple[Any, list[Any]], tmp_path: Path
     assert f"¥{recap['gmv_paid']:,.2f}" in page
     assert "SaleOrdersStalled" in page and "1 min 30 s" in page
     json.dumps(recap)  # recap.json is plain JSON
+
+
+# ------------------------------------------------------------------ command line
+
+
+def test_the_window_must_be_forward(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from streams.cli import main
+
+    window = ["--from", "2026-11-12T00:00+08:00", "--to", "2026-11-11T00:00+08:00"]
+    code = main(["recap", *window, "--out", str(tmp_path)])
+    assert code == 2 and "--to must be after --from" in capsys.readouterr().err
+    assert not (tmp_path / "recap.json").exists()
+
+
+def test_times_need_an_offset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from streams.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["recap", "--from", "2026-11-11T00:00", "--to", "2026-11-12T00:00+08:00"])
+    assert exc.value.code == 2 and "offset" in capsys.readouterr().err
+
+
+def test_the_progress_line_rewrites_itself_on_a_terminal() -> None:
+    import io
+
+    from streams.recap_cli import ProgressLine
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Tty()
+    progress = ProgressLine(out, total=2)
+    progress("one")
+    progress("two")
+    progress.close()
+    text = out.getvalue()
+    assert text.count("\r\033[K") == 2 and "recap [2/2]" in text and text.endswith("\n")
