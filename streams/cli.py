@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "streams.collect_cli",
     "streams.bench_cli",
     "streams.skip_cli",
+    "streams.recap_cli",
 )
 
 

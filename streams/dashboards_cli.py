@@ -1,6 +1,8 @@
 """``salewatch dashboards generate | push``: the Grafana dashboards of ``streams.dashboards``.
 
-``generate`` writes ``dashboards/*.json`` from the code (``--check``: exit 1 if the
+``generate`` writes ``dashboards/*.json`` and the Grafana alert rules
+(``deploy/grafana/provisioning/alerting/salewatch.yml``, ``streams.dashboards.alerting``)
+from the code (``--check``: exit 1 if the
 committed files differ, for CI). ``push`` creates or updates them in a Grafana by uid
 (``streams.dashboards.push``); the token comes from ``--token`` or ``GRAFANA_TOKEN``
 (prefer the variable: command lines end up in shell history and ``ps``).
@@ -16,6 +18,7 @@ import sys
 from pathlib import Path
 
 from streams import dashboards
+from streams.dashboards import alerting
 from streams.dashboards import push as pushing
 
 TOKEN_ENV = "GRAFANA_TOKEN"
@@ -25,6 +28,8 @@ def _generate(args: argparse.Namespace) -> int:
     out_dir: Path = args.out
     if args.check:
         stale = dashboards.stale_files(out_dir)
+        if alerting.is_stale():
+            stale.append(str(alerting.ALERTING_FILE))
         if stale:
             print(
                 f"salewatch dashboards: out of date in {out_dir}: {', '.join(stale)}; "
@@ -34,7 +39,7 @@ def _generate(args: argparse.Namespace) -> int:
             return 1
         print(f"{len(dashboards.DASHBOARDS)} dashboards in {out_dir} match the code")
         return 0
-    for path in dashboards.write_all(out_dir):
+    for path in [*dashboards.write_all(out_dir), alerting.write()]:
         print(f"wrote {path}")
     return 0
 

@@ -16,6 +16,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.sale import DEFAULT_SALE_FILE
+
 ENV_PREFIX = "SALEWATCH_"
 
 DEFAULT_REGIONS = (
@@ -104,6 +106,11 @@ class Settings(BaseSettings):
     max_event_age_days: int = Field(30, ge=1, description="older events are dead-lettered")
     max_future_s: int = Field(24 * 3600, ge=0, description="events further ahead are rejected")
     regions: list[str] = Field(default_factory=lambda: list(DEFAULT_REGIONS))
+    sale_file: Path = Field(
+        DEFAULT_SALE_FILE,
+        description="the sale (start, end, GMV target, office time zone, previous sale, flash "
+        "sales) `salewatch recap` reads; the dashboards are generated from the repository's",
+    )
 
     @field_validator("kafka_bootstrap")
     @classmethod

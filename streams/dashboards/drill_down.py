@@ -1,14 +1,18 @@
-"""Drill-down: the raw events in ClickHouse, for questions the metrics cannot answer.
+"""Drill-down: where did the money (not) come from, from ClickHouse.
 
-GMV and orders by hour, channel, category and region; top items; ticket reasons; payment
-failures by reason; Core Web Vitals p75 of page views measured in browsers. Every query
-reads the raw tables with ``FINAL`` (a redelivered event counts once) and runs on
-ClickHouse 18.16 (the local stack) and current ClickHouse (docker-compose): no window
-functions, no ``toStartOfInterval``, only the plugin macros ``$__timeFilter`` /
-``$__fromTime`` / ``$__toTime`` (``streams.dashboards.sql``). Tables are unqualified: the
-data source's default database is ``salewatch``.
-Category, as in the ``salewatch_order_amount_total`` metric, is the top-level category of
-an order's first item.
+GMV and orders by hour, channel, category and region; ticket reasons; payment success and
+failures by method and reason read the **1-minute rollups** (``orders_1m``,
+``category_sales_1m``, ``tickets_1m``, ``payment_failures_1m``; ``FINAL``, summed over the
+``worker`` column), so a 24-hour range refreshed every minute reads a few thousand rows,
+not every raw event of the day. Only what no rollup holds reads the raw tables, bounded to
+the last hour of the range: top items (order items) and the Core Web Vitals p75 (INP, CLS
+and TTFB are not in ``page_load_1m``).
+
+Every query runs on ClickHouse 18.16 (the local stack) and current ClickHouse
+(docker-compose): no window functions, no ``toStartOfInterval``, only the plugin macros
+``$__timeFilter`` / ``$__fromTime`` / ``$__toTime`` (``streams.dashboards.sql``). Tables
+are unqualified: the data source's default database is ``salewatch``. Category, as in the
+``salewatch_order_amount_total`` metric, is the top-level category of an order's first item.
 """
 
 from __future__ import annotations
@@ -26,39 +30,51 @@ from streams.dashboards.panels import (
 
 UID = "salewatch-drill-down"
 TITLE = "Salewatch · Drill-down (ClickHouse)"
-CREATED = "event_type = 'order_created' AND $__timeFilter(event_time)"
+CREATED = "event_type = 'order_created' AND $__timeFilter(window_start)"
+# raw tables: the last hour of the range at most
+LAST_HOUR = "event_time >= greatest($__fromTime, $__toTime - 3600) AND event_time <= $__toTime"
 
 GMV_BY_HOUR_AND_CHANNEL = f"""SELECT
-    toStartOfHour(event_time) AS time,
+    toStartOfHour(window_start) AS time,
     channel,
     toFloat64(sum(amount)) AS gmv
-FROM orders_raw FINAL
+FROM orders_1m FINAL
 WHERE {CREATED}
 GROUP BY time, channel
 ORDER BY time, channel"""
 
 ORDERS_BY_HOUR_AND_CHANNEL = f"""SELECT
-    toStartOfHour(event_time) AS time,
+    toStartOfHour(window_start) AS time,
     channel,
-    count() AS orders
-FROM orders_raw FINAL
+    sum(orders) AS orders
+FROM orders_1m FINAL
 WHERE {CREATED}
 GROUP BY time, channel
 ORDER BY time, channel"""
 
 
-def _by(column: str, expression: str | None = None) -> str:
-    select = f"{expression} AS {column}" if expression else column
+def _by(column: str) -> str:
     return f"""SELECT
-    {select},
-    count() AS orders,
+    {column},
+    sum(orders) AS orders,
     toFloat64(sum(amount)) AS gmv,
     round(gmv / orders, 2) AS average_order_value
-FROM orders_raw FINAL
+FROM orders_1m FINAL
 WHERE {CREATED}
 GROUP BY {column}
 ORDER BY gmv DESC"""
 
+
+BY_CATEGORY = """SELECT
+    category AS top_category,
+    sum(orders) AS orders,
+    toFloat64(sum(gmv)) AS gmv_created,
+    round(gmv_created / orders, 2) AS average_order_value,
+    toFloat64(sum(paid_amount)) AS paid
+FROM category_sales_1m FINAL
+WHERE $__timeFilter(window_start)
+GROUP BY top_category
+ORDER BY gmv_created DESC"""
 
 TOP_ITEMS = f"""SELECT
     items.item_id AS item,
@@ -68,7 +84,7 @@ TOP_ITEMS = f"""SELECT
     toFloat64(sum(items.price * items.quantity)) AS item_value
 FROM orders_raw FINAL
 ARRAY JOIN items
-WHERE {CREATED}
+WHERE event_type = 'order_created' AND {LAST_HOUR}
 GROUP BY item
 ORDER BY item_value DESC
 LIMIT 25"""
@@ -76,36 +92,34 @@ LIMIT 25"""
 TICKET_REASONS = """SELECT
     kind,
     reason,
-    count() AS tickets,
-    uniqExact(order_id) AS orders
-FROM tickets_raw FINAL
-WHERE event_type = 'ticket_opened' AND $__timeFilter(event_time)
+    sum(tickets) AS tickets
+FROM tickets_1m FINAL
+WHERE event_type = 'ticket_opened' AND $__timeFilter(window_start)
 GROUP BY kind, reason
 ORDER BY tickets DESC"""
 
 PAYMENT_FAILURES = """SELECT
     payment_method,
     failure_reason,
-    count() AS failures,
-    uniqExact(order_id) AS orders
-FROM orders_raw FINAL
-WHERE event_type = 'payment_failed' AND $__timeFilter(event_time)
+    sum(failures) AS failures
+FROM payment_failures_1m FINAL
+WHERE $__timeFilter(window_start)
 GROUP BY payment_method, failure_reason
 ORDER BY failures DESC"""
 
 PAYMENT_SUCCESS_BY_METHOD = """SELECT
     payment_method,
-    countIf(event_type = 'payment_succeeded') AS succeeded,
-    countIf(event_type = 'payment_failed') AS failed,
+    sumIf(orders, event_type = 'payment_succeeded') AS succeeded,
+    sumIf(orders, event_type = 'payment_failed') AS failed,
     round(succeeded / (succeeded + failed), 4) AS success_ratio
-FROM orders_raw FINAL
-WHERE event_type IN ('payment_succeeded', 'payment_failed') AND $__timeFilter(event_time)
+FROM orders_1m FINAL
+WHERE event_type IN ('payment_succeeded', 'payment_failed') AND $__timeFilter(window_start)
 GROUP BY payment_method
 ORDER BY failed DESC"""
 
 # page views that carry any vital (the collector's, or an SDK's); NULL = not measured, which
 # quantile() skips, so each p75 is over the page views that measured that vital
-WEB_VITALS_BY_PAGE_TYPE = """SELECT
+WEB_VITALS_BY_PAGE_TYPE = f"""SELECT
     page_type,
     channel,
     count() AS measured_page_views,
@@ -118,7 +132,7 @@ WEB_VITALS_BY_PAGE_TYPE = """SELECT
 FROM clicks_raw FINAL
 WHERE event_type = 'page_view'
   AND (lcp_ms IS NOT NULL OR inp_ms IS NOT NULL OR cls IS NOT NULL OR ttfb_ms IS NOT NULL)
-  AND $__timeFilter(event_time)
+  AND {LAST_HOUR}
 GROUP BY page_type, channel
 ORDER BY measured_page_views DESC"""
 
@@ -128,7 +142,7 @@ def dashboard() -> dm.Dashboard:
         dashboard_builders.Dashboard(TITLE)
         .uid(UID)
         .tags(["salewatch", "clickhouse"])
-        .description("Raw events from ClickHouse: where did the money (not) come from?")
+        .description("ClickHouse rollups (raw events for items and vitals, last hour)")
         .refresh("1m")
         .time("now-24h", "now")
         .timezone("browser")
@@ -160,22 +174,23 @@ def dashboard() -> dm.Dashboard:
             ),
             table_panel(
                 "GMV and orders by category",
-                [ch_table(_by("top_category", "lower(splitByChar('/', items.category[1])[1])"))],
+                [ch_table(BY_CATEGORY)],
                 w=8,
             ),
             table_panel("GMV and orders by channel", [ch_table(_by("channel"))], w=8),
             table_panel("GMV and orders by region", [ch_table(_by("region"))], w=8),
             dashboard_builders.Row("Items, tickets, payments"),
-            table_panel("Top items", [ch_table(TOP_ITEMS)], w=12, h=10),
+            table_panel("Top items, last hour", [ch_table(TOP_ITEMS)], w=12, h=10),
             table_panel("Ticket reasons", [ch_table(TICKET_REASONS)], w=12, h=10),
             table_panel("Payment failures by reason", [ch_table(PAYMENT_FAILURES)], w=12),
             table_panel("Payment success by method", [ch_table(PAYMENT_SUCCESS_BY_METHOD)], w=12),
             dashboard_builders.Row("Page speed from real browsers"),
             table_panel(
-                "Core Web Vitals p75 by page type and channel",
+                "Core Web Vitals p75 by page type and channel, last hour",
                 [ch_table(WEB_VITALS_BY_PAGE_TYPE)],
                 w=24,
-                description="Per page view, from clicks_raw. Good / poor: LCP 2500 / 4000 ms, "
+                description="Per page view, from clicks_raw (the last hour of the range). "
+                "Good / poor: LCP 2500 / 4000 ms, "
                 "INP 200 / 500 ms, CLS 0.1 / 0.25, TTFB 800 / 1800 ms.",
             ),
         ],

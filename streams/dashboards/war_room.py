@@ -1,13 +1,23 @@
 """War room: the sale-night dashboard on the big screen of the incident room.
 
-Top to bottom: sales broken down live as visitors × conversion × average order value; the
-funnel per step; GMV and orders per minute against the same time last week; payment
-success by method; tickets; page speed (Core Web Vitals p75 by page type, against their
-"good" and "poor" lines); firing alerts; pipeline freshness.
+Top to bottom: the sale against its target (paid GMV vs the target curve and the previous
+sale, pace, projection: ``streams.dashboards.sale_panels``); sales broken down live as
+visitors × conversion × average order value; the funnel per step; GMV and orders per
+minute against the same time last week; payment success by method; tickets; page speed
+(Core Web Vitals p75 by page type, against their "good" and "poor" lines); top products,
+hot items whose cart rate collapsed, bounce rate; firing alerts; pipeline freshness.
+
+Variables ``$channel``, ``$region``, ``$payment_method`` filter the panels whose data
+carries those dimensions (``streams.dashboards.variables``); annotations mark alerts
+firing, the sale and its flash sales. The dashboard's time zone is the sale's (the
+office's), not the browser's.
 Panel titles are referred to by ``alerts/runbook.md``: rename both together.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
 
 from grafana_foundation_sdk.builders import dashboard as dashboard_builders
 from grafana_foundation_sdk.models import dashboard as dm
@@ -24,6 +34,9 @@ from streams.dashboards.panels import (
     table_panel,
     time_series_panel,
 )
+from streams.dashboards.sale_panels import product_panels, sale_annotations, sale_panels
+from streams.dashboards.variables import FILTERS, prom_filter, sale_constants, with_variables
+from streams.sale import Sale, load_sale
 
 UID = "salewatch-war-room"
 TITLE = "Salewatch · War room"
@@ -88,7 +101,12 @@ def _sales() -> list[Item]:
         ),
         time_series_panel(
             "Visitors per minute by channel",
-            [prom("channel:salewatch_sessions_started:rate1m * 60", "{{channel}}")],
+            [
+                prom(
+                    f"channel:salewatch_sessions_started:rate1m{{{prom_filter('channel')}}} * 60",
+                    "{{channel}}",
+                )
+            ],
             unit="short",
             w=12,
             stack=True,
@@ -123,7 +141,8 @@ def _funnel() -> list[Item]:
             "Funnel by channel",
             [
                 prom(
-                    "channel_step:salewatch_funnel_sessions:rate5m * 60",
+                    f"channel_step:salewatch_funnel_sessions:rate5m{{{prom_filter('channel')}}}"
+                    " * 60",
                     "{{channel}} {{step}}",
                 )
             ],
@@ -178,6 +197,21 @@ def _orders() -> list[Item]:
             stack=True,
         ),
         time_series_panel(
+            "Orders per minute by payment method (filtered)",
+            [
+                prom(
+                    "sum by (payment_method) (rate(salewatch_orders_total"
+                    f'{{event_type="order_created", {prom_filter(*FILTERS)}}}[2m])) * 60',
+                    "{{payment_method}}",
+                )
+            ],
+            unit="short",
+            w=12,
+            stack=True,
+            description="Orders created per minute in the selected channels, regions and "
+            "payment methods.",
+        ),
+        time_series_panel(
             "Order events per minute by type",
             [prom("event_type:salewatch_orders:rate1m * 60", "{{event_type}}")],
             unit="short",
@@ -193,7 +227,8 @@ def _payments_and_tickets() -> list[Item]:
             "Payment success by method",
             [
                 prom(
-                    "payment_method:salewatch_payment_success:ratio_rate2m",
+                    "payment_method:salewatch_payment_success:ratio_rate2m"
+                    f"{{{prom_filter('payment_method')}}}",
                     "{{payment_method}}",
                 )
             ],
@@ -344,7 +379,8 @@ def _alerts_and_pipeline() -> list[Item]:
     ]
 
 
-def dashboard() -> dm.Dashboard:
+def dashboard(sale: Sale | None = None) -> dm.Dashboard:
+    sale = sale or load_sale()
     board = (
         dashboard_builders.Dashboard(TITLE)
         .uid(UID)
@@ -352,7 +388,7 @@ def dashboard() -> dm.Dashboard:
         .description("Live sale-night view: sales, funnel, payments, speed, alerts, pipeline.")
         .refresh("10s")
         .time("now-3h", "now")
-        .timezone("browser")
+        .timezone(sale.timezone)
         .readonly()
         .tooltip(dm.DashboardCursorSync.CROSSHAIR)
         .link(
@@ -367,12 +403,16 @@ def dashboard() -> dm.Dashboard:
             .keep_time(True)
         )
     )
-    sections = (
+    board = with_variables(board, list(FILTERS), sale_constants(sale))
+    board = sale_annotations(board, sale)
+    sections: tuple[Callable[[], list[Item]], ...] = (
+        partial(sale_panels, sale),
         _sales,
         _funnel,
         _orders,
         _payments_and_tickets,
         _page_speed,
+        product_panels,
         _alerts_and_pipeline,
     )
     return assemble(board, [item for section in sections for item in section()])
