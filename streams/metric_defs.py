@@ -18,6 +18,7 @@ from streams import labels as lv
 from streams.collector.beacon import BEACON_REJECT_REASONS
 from streams.decode import REJECT_REASONS
 from streams.events import EVENT_TYPES, TOPICS
+from streams.offset_fence import REFUSAL_REASONS
 from streams.settings import DEFAULT_REGIONS
 from streams.unreadable import UNREADABLE_REASONS
 
@@ -100,6 +101,15 @@ _DEFS: tuple[MetricDef, ...] = (
         "counter",
         "Messages written to the dead_letters topic.",
         (("topic", TOPIC_VALUES),),
+    ),
+    MetricDef(
+        "salewatch_offset_fence_refusals_total",
+        "counter",
+        "Seeks past the offsets stored in ClickHouse that the offset fence refused at an "
+        "assignment: the record at the newest stored offset is not in this log (another "
+        "incarnation of the partition: a broker that lost its data, a recreated topic, "
+        "another cluster); the partition is read from the group's committed offset instead.",
+        (("topic", TOPIC_VALUES), ("reason", REFUSAL_REASONS)),
     ),
     MetricDef(
         "salewatch_unreadable_batches_total",

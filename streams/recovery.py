@@ -35,7 +35,10 @@ assignor co-partitions topics with equal partition counts):
 5. **Kafka positions**: the next offset per source topic and partition is the newest stored
    offset + 1 (a partition's stored offsets are a prefix: the reader's insert queue stores
    batches in the order they were read); the reader seeks there before it reads, so
-   nothing ClickHouse holds is read again. ``orders_by_session`` has no stored offsets:
+   nothing ClickHouse holds is read again — once ``streams.offset_fence`` found, at the
+   newest stored offset, a record holding an ``event_id`` stored there (else the log is
+   another incarnation and the partition is read from the group's committed offset).
+   ``orders_by_session`` has no stored offsets:
    the ids of recently stored order events are skipped once if Kafka delivers them again
    (:meth:`Pipeline.adopt`).
 
@@ -120,6 +123,7 @@ from streams.counting.funnel import (
 from streams.counting.pipeline import NO_WINDOW, Pipeline
 from streams.counting.rollups import ROLLUP_TABLES, RollupRow
 from streams.events import EVENT_TYPES, TOPICS, Topic
+from streams.offset_fence import StoredPosition
 from streams.raw_rows import RAW_TABLE
 from streams.window_emitters import Mark, newest_marked_sql, plan_windows
 
@@ -423,9 +427,14 @@ def replay_sql(
 
 
 def stored_offsets_sql(database: str, partitions: Sequence[int], from_ms: int) -> str:
-    """``(topic, partition, newest stored offset)`` of every source topic and partition."""
+    """``(topic, partition, newest stored offset, an event_id stored at it)`` of every source
+    topic and partition: the offset most recently stored (newest ``ingested_at``, then
+    highest offset), so that after a topic's new incarnation was stored, its offsets count,
+    not the higher ones of the old log (``streams.offset_fence``)."""
+    newest = "(ingested_at, kafka_offset)"
     return " UNION ALL ".join(
-        f"SELECT '{topic}' AS topic, kafka_partition, max(kafka_offset) "
+        f"SELECT '{topic}' AS topic, kafka_partition, argMax(kafka_offset, {newest}), "
+        f"argMax(event_id, {newest}) "
         f"FROM {database}.{RAW_TABLE[topic]} "
         f"WHERE {_time_range(topic, from_ms)} AND {_owned(partitions)} GROUP BY kafka_partition"
         for topic in TOPICS
@@ -549,6 +558,8 @@ class Rebuilt:
     """A rebuilt counting state, ready for :meth:`Pipeline.adopt`.
 
     ``next_offsets``: ``{(topic, partition): offset}`` to resume each source topic at;
+    ``fingerprints``: ``{(topic, partition): event_id}`` of an event stored at the offset
+    before it (``streams.offset_fence``: the seek is fenced to that record's incarnation);
     ``counted_before``: ids of stored order events Kafka may deliver again on
     ``orders_by_session``, up to event time ``counted_before_until_ms``;
     ``newest_event_ms``: newest stored event time of the partitions (None: none).
@@ -557,6 +568,7 @@ class Rebuilt:
     pipeline: Pipeline
     plan: RebuildPlan
     next_offsets: dict[tuple[Topic, int], int]
+    fingerprints: dict[tuple[Topic, int], str]
     counted_before: frozenset[str]
     counted_before_until_ms: int
     newest_event_ms: int | None
@@ -693,18 +705,16 @@ def rebuild(
     if newest_replayed is not None:
         newest = max(newest or newest_replayed, newest_replayed)
 
-    next_offsets = {
-        (topic, int(partition)): int(offset) + 1
-        for topic, partition, offset in timed(
-            "offsets", stored_offsets_sql(database, partitions, plan.offsets_from)
-        )
-    }
+    stored = timed("offsets", stored_offsets_sql(database, partitions, plan.offsets_from))
+    next_offsets = {(topic, int(p)): int(offset) + 1 for topic, p, offset, _ in stored}
+    fingerprints = {(topic, int(p)): str(event_id) for topic, p, _, event_id in stored}
     horizon_s = int(wall_now_s) - REDELIVERY_HORIZON_S
     redelivered = timed("redelivered", redelivered_sql(database, plan.offsets_from, horizon_s))
     return Rebuilt(
         pipeline=pipeline,
         plan=plan,
         next_offsets=next_offsets,
+        fingerprints=fingerprints,
         counted_before=frozenset(event_id for event_id, _ in redelivered),
         counted_before_until_ms=max((int(ts) for _, ts in redelivered), default=NO_WINDOW),
         newest_event_ms=newest,
@@ -787,8 +797,12 @@ class Recovery:
         )
         return retrying(attempt)
 
-    async def on_assigned(self, partitions: Sequence[int]) -> dict[tuple[Topic, int], int]:
-        """Rebuild the state of ``partitions``, adopt it; return the offsets to resume at."""
+    async def on_assigned(
+        self, partitions: Sequence[int]
+    ) -> dict[tuple[Topic, int], StoredPosition]:
+        """Rebuild the state of ``partitions``, adopt it; return, per source topic and
+        partition, the newest stored offset and its fingerprint (the reader resumes after it
+        once ``streams.offset_fence`` confirmed the log is the one stored)."""
         partitions = sorted(set(partitions))
         if not partitions:
             self.pipeline.adopt(self.new_pipeline())
@@ -834,7 +848,10 @@ class Recovery:
             ", ".join(f"p{p} {_hh_mm(ms)}" for p, ms in sorted(rebuilt.plan.windows_from.items())),
             rebuilt.stats.describe(),
         )
-        return rebuilt.next_offsets
+        return {
+            key: StoredPosition(offset - 1, rebuilt.fingerprints[key])
+            for key, offset in rebuilt.next_offsets.items()
+        }
 
 
 def _hh_mm(ms: int) -> str:

@@ -32,7 +32,9 @@ committed, so the next owner starts exactly after it; assigned — rebuild the c
 of the assigned partitions from ClickHouse (``streams.recovery``), then seek each source
 partition past the offsets ClickHouse holds. ``orders_by_session`` is co-partitioned: one
 consumer subscribes to it and the source topics, all with the same partition count, and
-the range assignor gives partition p of every topic to the same member.
+the range assignor gives partition p of every topic to the same member. The seek is fenced
+to the partition's incarnation (``streams.offset_fence``): only when the record at the
+newest stored offset is the one ClickHouse stored.
 """
 
 from __future__ import annotations
@@ -48,9 +50,11 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from streams.events import Topic
+from streams import labels
+from streams.events import TOPICS, Topic
 from streams.ingest import InMessage, PreparedBatch
 from streams.insert_queue import InsertQueue, Queued
+from streams.offset_fence import REFUSAL_REASONS, OffsetFence, StoredPosition
 from streams.settings import Settings
 from streams.totals import Totals
 from streams.unreadable import CONTROL_TOPIC, SendDeadLetter, Unreadables, locate
@@ -64,13 +68,14 @@ SHUTDOWN_DRAIN_S = 10.0
 # how long a revocation or a stop waits for a window closing being stored (its marks tell
 # the next owner where to start; without them it emits that window again, replacing it)
 CLOSING_WAIT_S = 5.0
+TOPIC_LABELS = frozenset(TOPICS) | {labels.OTHER}
 
 # prepares one topic's messages; None when there is nothing to store (orders_by_session)
 Prepare = Callable[[Topic, Sequence[InMessage]], Awaitable[PreparedBatch | None]]
 # stores raw rows of a topic; returns once ClickHouse accepted them
 Store = Callable[[Topic, list[tuple[Any, ...]]], Awaitable[None]]
-# rebuilds the state of the assigned partition numbers; returns the offsets to resume at
-OnAssigned = Callable[[Sequence[int]], Awaitable[dict[tuple[Topic, int], int]]]
+# rebuilds the state of the assigned partition numbers; returns the newest stored offsets
+OnAssigned = Callable[[Sequence[int]], Awaitable[dict[tuple[Topic, int], StoredPosition]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +107,7 @@ class SourceReader:
         routes: dict[str, Route],
         on_assigned: OnAssigned,
         send_dead_letter: SendDeadLetter | None = None,
+        fence: OffsetFence | None = None,
     ) -> None:
         self.settings = settings
         self.totals = totals
@@ -122,6 +128,15 @@ class SourceReader:
         self.sought: dict[TopicPartition, int] = {}  # this assignment's seeks
         # (generation, next offset to read per partition) of what was counted
         self.read_to: tuple[int, dict[TopicPartition, int]] = (0, {})
+        self.fence = fence or OffsetFence(
+            lambda: AIOKafkaConsumer(
+                bootstrap_servers=settings.kafka_bootstrap,
+                client_id=f"{settings.app_id}-fence",
+                enable_auto_commit=False,
+                auto_offset_reset="none",
+                max_partition_fetch_bytes=4 * 1024 * 1024,
+            )
+        )
         self.unreadables = Unreadables(
             totals,
             lambda name: routes[name].topic if name in routes else "other",
@@ -348,14 +363,14 @@ class SourceReader:
         consumer = self.consumer
         assert consumer is not None
         partitions = sorted({tp.partition for tp in assigned})
-        next_offsets = await self.on_assigned(partitions)
-        wanted: dict[TopicPartition, int] = {}
+        stored_positions = await self.on_assigned(partitions)
+        wanted: dict[TopicPartition, StoredPosition] = {}
         for tp in assigned:
             route = self.routes.get(tp.topic)
             if route is not None and route.store is not None:
-                offset = next_offsets.get((route.topic, tp.partition))
-                if offset is not None:
-                    wanted[tp] = offset
+                stored = stored_positions.get((route.topic, tp.partition))
+                if stored is not None:
+                    wanted[tp] = stored
         self.sought = await self.seek_past_stored(consumer, wanted) if wanted else {}
         self.generation += 1
         self.assignment_ready.set()
@@ -363,34 +378,47 @@ class SourceReader:
             print(f"{READY_LINE} ({len(assigned)} partitions)", flush=True)
 
     async def seek_past_stored(
-        self, consumer: AIOKafkaConsumer, wanted: dict[TopicPartition, int]
+        self, consumer: AIOKafkaConsumer, wanted: dict[TopicPartition, StoredPosition]
     ) -> dict[TopicPartition, int]:
         """Seek each partition to the offset after the newest one ClickHouse holds.
 
-        Only forward of the group's committed offset. When the group has no committed
-        offset and the partition is shorter than ClickHouse says, the log is not the one
-        stored (a broker that lost its data recreated the topic): the partition is read
-        from its start, not from an offset that would skip its new events. Returns the
-        seeks made.
+        Only forward of the group's committed offset, and only when the fence
+        (``streams.offset_fence``) found the stored record at that offset in this log: a
+        broker that lost its data, a recreated topic or another cluster holds another
+        incarnation of the partition, whose records at those offsets are not stored. A
+        refused seek leaves the partition at the group's committed offset (or the log
+        start), logged once per assignment and counted in
+        ``salewatch_offset_fence_refusals_total``. Returns the seeks made.
         """
         committed = {tp: await consumer.committed(tp) for tp in wanted}
-        unknown = [tp for tp, off in committed.items() if off is None]
-        ends = await consumer.end_offsets(unknown) if unknown else {}
+        ahead = {
+            tp: stored
+            for tp, stored in wanted.items()
+            if committed[tp] is None or stored.next_offset > int(committed[tp] or 0)
+        }
+        verdicts = await self.fence.verify(ahead)
         sought: dict[TopicPartition, int] = {}
-        for tp, offset in wanted.items():
-            known = committed[tp]
-            if known is not None and offset <= known:
+        refused: list[str] = []
+        for tp, stored in sorted(ahead.items()):
+            verdict = verdicts.get(tp, "fetch_failed")
+            if verdict == "same":
+                consumer.seek(tp, stored.next_offset)
+                sought[tp] = stored.next_offset
                 continue
-            if known is None and offset > ends.get(tp, 0):
-                log.warning(
-                    "%s[%d]: ClickHouse holds offsets up to %d but the partition ends at %d"
-                    " and the group has no committed offset: the topic was recreated"
-                    " (a broker that lost its data?); reading it from its start",
-                    tp.topic, tp.partition, offset - 1, ends.get(tp, 0),
-                )  # fmt: skip
-                continue
-            consumer.seek(tp, offset)
-            sought[tp] = offset
+            topic = self.routes[tp.topic].topic if tp.topic in self.routes else "other"
+            self.totals.inc(
+                "salewatch_offset_fence_refusals_total",
+                (labels.closed(topic, TOPIC_LABELS), labels.closed(verdict, REFUSAL_REASONS)),
+            )
+            start = "its committed offset" if committed[tp] is not None else "its start"
+            refused.append(f"{tp.topic}[{tp.partition}] {verdict}, reading from {start}")
+        if refused:
+            log.warning(
+                "not resuming %d partition(s) after the offsets stored in ClickHouse: the"
+                " record stored at the newest offset is not in this log (a broker that lost"
+                " its data, a recreated topic, another cluster?): %s",
+                len(refused), "; ".join(refused),
+            )  # fmt: skip
         if sought:
             log.info(
                 "resuming %d partition(s) after the offsets stored in ClickHouse, past the"

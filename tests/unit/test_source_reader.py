@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 
+from streams.offset_fence import StoredPosition, Verdict
 from streams.settings import Settings
 from streams.source_reader import SourceReader
 from streams.totals import Totals
@@ -82,24 +83,47 @@ def test_records_fetched_during_a_rebalance_are_read_again_from_the_right_offset
     assert consumer.seeks == seeks
 
 
+@dataclass
+class FakeFence:
+    """Answers as if the record at each stored offset were (or were not) the stored one."""
+
+    verdicts: dict[TopicPartition, Verdict]
+    asked: list[set[TopicPartition]] = field(default_factory=list)
+
+    async def verify(
+        self, positions: dict[TopicPartition, StoredPosition]
+    ) -> dict[TopicPartition, Verdict]:
+        self.asked.append(set(positions))
+        return {tp: self.verdicts[tp] for tp in positions}
+
+
 SEEK_CASES = [
-    # (stored next offset, committed, partition end) -> seek or not
-    (100, 80, 500, 100),  # ClickHouse holds more than was committed: skip the stored
-    (100, 100, 500, None),  # already there
-    (100, 120, 500, None),  # committed further (dead-lettered tail): never backwards
-    (100, None, 500, 100),  # new group on the same log
-    (100, None, 40, None),  # no commit and a shorter log: recreated topic, read from start
+    # (stored next offset, committed, fence verdict) -> seek or not, fence asked
+    pytest.param(100, 80, "same", 100, True, id="ClickHouse holds more than committed"),
+    pytest.param(100, 100, "same", None, False, id="already there: no check"),
+    pytest.param(100, 120, "same", None, False, id="committed further: never backwards"),
+    pytest.param(100, None, "same", 100, True, id="new group on the same log"),
+    pytest.param(100, None, "record_missing", None, True, id="shorter log: read from start"),
+    pytest.param(100, None, "event_id_differs", None, True, id="another incarnation"),
+    pytest.param(100, 80, "event_id_differs", None, True, id="doubt: from committed"),
+    pytest.param(100, 80, "fetch_failed", None, True, id="cannot check: from committed"),
 ]
 
 
-@pytest.mark.parametrize(("stored", "committed", "end", "seek"), SEEK_CASES)
-def test_seek_past_stored_only_forward_and_only_within_the_log(
-    stored: int, committed: int | None, end: int, seek: int | None
+@pytest.mark.parametrize(("stored", "committed", "verdict", "seek", "asked"), SEEK_CASES)
+def test_seek_past_stored_only_forward_and_only_in_the_same_incarnation(
+    stored: int, committed: int | None, verdict: Verdict, seek: int | None, asked: bool
 ) -> None:
-    consumer = FakeConsumer({A0}, committed_offsets={A0: committed}, end={A0: end})
-    sought = asyncio.run(reader().seek_past_stored(consumer, {A0: stored}))
+    consumer = FakeConsumer({A0}, committed_offsets={A0: committed})
+    fence = FakeFence({A0: verdict})
+    totals = Totals()
+    r = SourceReader(Settings(), totals, {}, _no_recovery, fence=fence)  # type: ignore[arg-type]
+    sought = asyncio.run(r.seek_past_stored(consumer, {A0: StoredPosition(stored - 1, "e")}))
     assert consumer.seeks == ({A0: seek} if seek is not None else {})
     assert sought == consumer.seeks
+    assert fence.asked == ([{A0}] if asked else [set()])
+    refusals = totals.get("salewatch_offset_fence_refusals_total", ("other", verdict))
+    assert refusals == (1 if asked and verdict != "same" else 0)
 
 
 def test_commits_only_partitions_still_owned() -> None:
