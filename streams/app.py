@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import faust
 import orjson
@@ -42,6 +44,37 @@ from streams.window_emitters import Mark, marks_for
 log = logging.getLogger(__name__)
 
 WINDOW_TIMER_INTERVAL_S = 1.0
+# exit status of a worker whose reader, inserter or window timer died (a supervisor restarts
+# it; 1 and 2 are start-up failures)
+EXIT_TASK_DIED = 3
+
+
+def why(exc: BaseException) -> str:
+    """One line: the innermost cause of ``exc`` (an inserter's error behind a failed queue)."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = " ".join(str(exc).split("Stack trace:", 1)[0].split())
+    return f"{type(exc).__name__}: {text[:400]}" if text else type(exc).__name__
+
+
+def exit_because(task: str, exc: BaseException) -> NoReturn:
+    """Print one line saying which task died and why, then exit ``EXIT_TASK_DIED`` at once.
+
+    A worker whose reader, inserter or window timer died counts nothing while looking
+    alive; it must exit so that a supervisor restarts it. The exit is immediate (no drain,
+    no group leave: the group notices after its session timeout, 6 s): what was counted
+    but not stored is read again by the next owner (at least once). The traceback is
+    logged at DEBUG (``--loglevel debug``).
+    """
+    log.debug("%s died", task, exc_info=exc)
+    print(
+        f"salewatch worker: {task} died ({why(exc)}); exiting with status {EXIT_TASK_DIED} "
+        "so that a supervisor restarts it",
+        file=sys.stderr,
+        flush=True,
+    )
+    sys.stdout.flush()
+    os._exit(EXIT_TASK_DIED)
 
 
 def broker_url(bootstrap: str) -> str:
@@ -153,7 +186,10 @@ def add_reader(
 
     @app.task  # type: ignore[untyped-decorator]
     async def read_sources() -> None:
-        await reader.run()
+        try:
+            await reader.run()
+        except Exception as exc:
+            exit_because("the reader", exc)
 
     return reader
 
@@ -236,7 +272,10 @@ def add_window_timer(
 
     @app.timer(interval=WINDOW_TIMER_INTERVAL_S, name="close_windows")  # type: ignore[untyped-decorator]
     async def close_windows() -> None:
-        await tick()
+        try:
+            await tick()
+        except Exception as exc:
+            exit_because("the window timer", exc)
 
 
 def make_recovery(

@@ -96,6 +96,14 @@ class Settings(BaseSettings):
         le=50_000_000,
         description="events counted but not yet stored in ClickHouse before reading pauses",
     )
+    revoke_drain_timeout_s: float = Field(
+        4.5,
+        gt=0,
+        lt=6,
+        description="how long a revocation waits for counted events to be stored; below "
+        "the reader's 6 s rebalance timeout (then the partitions are released anyway and "
+        "their next owner reads the unstored events again)",
+    )
     allowed_lateness_s: int = Field(120, ge=0, le=3600)
     window_clock: Literal["wall", "event"] = Field(
         "wall", description="what closes windows: wall time (live) or event time (replays)"

@@ -40,6 +40,7 @@ newest stored offset is the one ClickHouse stored.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -68,6 +69,11 @@ SHUTDOWN_DRAIN_S = 10.0
 # how long a revocation or a stop waits for a window closing being stored (its marks tell
 # the next owner where to start; without them it emits that window again, replacing it)
 CLOSING_WAIT_S = 5.0
+# how long Kafka waits for members to rejoin a rebalance (revocations must finish sooner:
+# Settings.revoke_drain_timeout_s)
+REBALANCE_TIMEOUT_MS = 6000
+# how long stopping the Kafka consumer may take (it leaves the group)
+CONSUMER_STOP_S = 10.0
 TOPIC_LABELS = frozenset(TOPICS) | {labels.OTHER}
 
 # prepares one topic's messages; None when there is nothing to store (orders_by_session)
@@ -159,7 +165,7 @@ class SourceReader:
             # the local broker (tansu) makes joins wait ~half the session timeout
             session_timeout_ms=6000,
             heartbeat_interval_ms=1000,
-            rebalance_timeout_ms=6000,
+            rebalance_timeout_ms=REBALANCE_TIMEOUT_MS,
             max_partition_fetch_bytes=4 * 1024 * 1024,
             # partition p of every topic to the same member: co-partitioning (the default,
             # round robin, spreads them)
@@ -167,37 +173,59 @@ class SourceReader:
         )
 
     async def run(self) -> None:
-        """Read until cancelled (the Faust app stops its tasks on shutdown)."""
+        """Read until cancelled (the Faust app stops its tasks on shutdown).
+
+        Raises as soon as the reading loop or the inserter dies, whatever the other is
+        waiting on (a full insert queue, an assignment, a fetch): the worker must exit
+        rather than hang (``streams.app`` turns it into one line and a non-zero exit).
+        """
         consumer = self.consumer = self.make_consumer()
         consumer.subscribe(list(self.routes), listener=_Listener(self))
         await consumer.start()
         inserter = asyncio.create_task(self.insert_forever(), name="salewatch-inserter")
+        reading = asyncio.create_task(self.read_forever(consumer), name="salewatch-reading")
+        died = False
+        try:
+            await asyncio.wait({inserter, reading}, return_when=asyncio.FIRST_COMPLETED)
+            died = True
+            for task in (inserter, reading):  # the first to die says why
+                if task.done():
+                    task.result()
+        finally:
+            reading.cancel()
+            with contextlib.suppress(BaseException):
+                await reading
+            if died:  # no drain: exit now; what is not stored is read again (at least once)
+                inserter.cancel()
+            else:
+                await self.drain_before_stop(inserter)
+            await self.unreadables.close()
+            try:
+                await asyncio.wait_for(consumer.stop(), CONSUMER_STOP_S)
+            except TimeoutError:
+                log.warning("the Kafka consumer did not stop within %.0fs", CONSUMER_STOP_S)
+
+    async def read_forever(self, consumer: AIOKafkaConsumer) -> None:
+        """The reading loop: fetch, count, queue (see the module docstring)."""
         within_ms = int(self.settings.batch_within_s * 1000)
         max_records = 4 * self.settings.batch_size
-        try:
-            while True:
-                if inserter.done():
-                    inserter.result()  # an inserter crash stops the worker, not silently
-                await self.assignment_ready.wait()
-                generation = self.generation
-                if self.unreadables.stopped and self.unreadables.generation != generation:
-                    self.unreadables.forget()  # a new assignment ended the pauses
-                await self.unreadables.check_skips(consumer)
-                try:
-                    polled = await consumer.getmany(timeout_ms=within_ms, max_records=max_records)
-                except Exception as exc:
-                    polled = await self.read_up_to_unreadable(consumer, exc, within_ms)
-                if not polled:
-                    continue
-                if generation != self.generation or not self.assignment_ready.is_set():
-                    self.hand_back(consumer, polled)
-                    continue
-                async with self.preparing:
-                    await self.count_and_queue(polled)
-        finally:
-            await self.drain_before_stop(inserter)
-            await self.unreadables.close()
-            await consumer.stop()
+        while True:
+            await self.assignment_ready.wait()
+            generation = self.generation
+            if self.unreadables.stopped and self.unreadables.generation != generation:
+                self.unreadables.forget()  # a new assignment ended the pauses
+            await self.unreadables.check_skips(consumer)
+            try:
+                polled = await consumer.getmany(timeout_ms=within_ms, max_records=max_records)
+            except Exception as exc:
+                polled = await self.read_up_to_unreadable(consumer, exc, within_ms)
+            if not polled:
+                continue
+            if generation != self.generation or not self.assignment_ready.is_set():
+                self.hand_back(consumer, polled)
+                continue
+            async with self.preparing:
+                await self.count_and_queue(polled)
 
     async def drain_before_stop(self, inserter: asyncio.Task[None]) -> None:
         """On shutdown, store and commit what was counted (at most ``SHUTDOWN_DRAIN_S``).
@@ -207,7 +235,7 @@ class SourceReader:
         """
         self.assignment_ready.clear()
         await self.closing_stored()
-        if not inserter.done():
+        if not inserter.done() and not self.queue.failed:
             try:
                 await asyncio.wait_for(self.queue.drained(), SHUTDOWN_DRAIN_S)
             except TimeoutError:
@@ -300,11 +328,17 @@ class SourceReader:
         return polled
 
     async def insert_forever(self) -> None:
+        """Store and commit queued batches, oldest first. If it raises, the queue fails
+        (:meth:`InsertQueue.fail`): whoever waits on it raises too, nobody hangs."""
         max_events = 4 * self.settings.batch_size
-        while True:
-            taken = await self.queue.take(max_events)
-            await self.store_and_commit(taken)
-            await self.queue.done(taken)
+        try:
+            while True:
+                taken = await self.queue.take(max_events)
+                await self.store_and_commit(taken)
+                await self.queue.done(taken)
+        except BaseException as exc:
+            await self.queue.fail(exc)
+            raise
 
     async def store_and_commit(self, taken: list[Queued[ReadBatch]]) -> None:
         rows: dict[Topic, list[tuple[Any, ...]]] = defaultdict(list)
@@ -351,12 +385,38 @@ class SourceReader:
             self.closing.release()
 
     async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Before partitions go: wait for the fetch being counted, then for everything
+        queued to be stored and committed — at most ``revoke_drain_timeout_s``.
+
+        Kafka waits for this member only up to the rebalance timeout; a member that takes
+        longer (a ClickHouse outage) is evicted and its partitions are counted by another
+        member meanwhile. So at the bound the partitions are released anyway (one warning):
+        what was counted but not stored is read and counted again by the next owner (stored
+        once: the raw tables collapse it by ``event_id``; counted twice in Prometheus). The
+        inserter keeps storing it; offsets of partitions no longer owned are not committed.
+        """
         self.assignment_ready.clear()
         await self.closing_stored()
         if not revoked:
             return
-        async with self.preparing:
-            await self.queue.drained()
+        bound = self.settings.revoke_drain_timeout_s
+
+        async def drained() -> None:
+            async with self.preparing:
+                await self.queue.drained()
+
+        try:
+            await asyncio.wait_for(drained(), bound)
+        except TimeoutError:
+            log.warning(
+                "released %d partition(s) with %d counted events not stored in ClickHouse "
+                "after %.1fs (SALEWATCH_REVOKE_DRAIN_TIMEOUT_S); their next owner reads "
+                "them again",
+                len(revoked),
+                self.queue.events,
+                bound,
+            )
+            return
         log.info("released %d partition(s) after storing what was counted", len(revoked))
 
     async def partitions_assigned(self, assigned: set[TopicPartition]) -> None:

@@ -134,3 +134,89 @@ def test_commits_only_partitions_still_owned() -> None:
     assert consumer.commits == [{A0: 7}]
     asyncio.run(r.commit({B0: 4}))  # nothing owned: no empty commit
     assert consumer.commits == [{A0: 7}]
+
+
+# ------------------------------------------------------------------ a task dies
+
+
+@dataclass
+class KafkaRecord:
+    offset: int
+    value: bytes = b"{}"
+    key: bytes | None = None
+    partition: int = 0
+
+
+@dataclass
+class LoopConsumer(FakeConsumer):
+    """Enough of aiokafka for :meth:`SourceReader.run`: one partition, endless records."""
+
+    listener: Any = None
+    next_offset: int = 0
+    stopped: bool = False
+
+    def subscribe(self, topics: list[str], listener: Any) -> None:
+        self.listener = listener
+
+    async def start(self) -> None:
+        await self.listener.on_partitions_assigned(self.owned)
+
+    def paused(self) -> set[TopicPartition]:
+        return set()
+
+    async def getmany(self, **_: Any) -> dict[TopicPartition, list[KafkaRecord]]:
+        await asyncio.sleep(0)
+        records = [KafkaRecord(self.next_offset + i) for i in range(10)]
+        self.next_offset += 10
+        return {A0: records}
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+@pytest.mark.parametrize("dies", ["inserter", "reading"])
+def test_run_raises_promptly_when_a_task_dies_while_the_queue_is_full(dies: str) -> None:
+    """The inserter raises while the reader waits on a full insert queue: ``run()`` raises
+    within a second with that error, instead of waiting on the queue forever. The reading
+    loop raising while ClickHouse is down (the inserter stuck): ``run()`` raises at once,
+    without the shutdown drain (10 s)."""
+    from streams.ingest import BatchResult, PreparedBatch
+    from streams.source_reader import Route
+
+    release = asyncio.Event()
+
+    async def prepare(topic: Any, messages: Any) -> PreparedBatch:
+        if dies == "reading" and messages[0].offset >= 10:
+            raise ValueError("counting broke")
+        return PreparedBatch("carts", [()] * len(messages) * 100, BatchResult(len(messages), 0))
+
+    async def store(topic: Any, rows: Any) -> None:
+        if dies == "reading":
+            await asyncio.Event().wait()  # ClickHouse down: the queue fills
+        await release.wait()
+        raise RuntimeError("ClickHouse refused it for good")
+
+    settings = Settings(insert_backlog_max_events=1000, batch_size=10)
+    r = SourceReader(settings, Totals(), {"a": Route("carts", prepare, store)}, _no_recovery)
+    consumer = LoopConsumer({A0})
+    r.make_consumer = lambda: consumer  # type: ignore[assignment,return-value,method-assign]
+
+    async def scenario() -> BaseException:
+        task = asyncio.create_task(r.run())
+        await asyncio.sleep(0.2)
+        assert r.queue.events >= 1000, "the queue is full"
+        if dies == "inserter":
+            assert not task.done(), "the reader waits on the full queue"
+        release.set()
+        try:
+            await asyncio.wait_for(task, 1.0)
+        except Exception as exc:
+            return exc
+        raise AssertionError("run() returned")
+
+    exc = asyncio.run(scenario())
+    if dies == "inserter":
+        assert isinstance(exc, RuntimeError) and "for good" in str(exc)
+    else:
+        assert isinstance(exc, ValueError)
+    assert consumer.stopped
