@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from streams import labels as lv
+from streams.clickhouse_errors import REJECT_REASONS as CLICKHOUSE_REJECT_REASONS
 from streams.collector.beacon import BEACON_REJECT_REASONS
 from streams.decode import REJECT_REASONS
 from streams.events import EVENT_TYPES, TOPICS
@@ -150,6 +151,14 @@ _DEFS: tuple[MetricDef, ...] = (
         "counter",
         "Failed ClickHouse insert attempts (each retry counts), per table.",
         (("table", CLICKHOUSE_TABLE_VALUES),),
+    ),
+    MetricDef(
+        "salewatch_clickhouse_rows_rejected_total",
+        "counter",
+        "Rows ClickHouse can never accept (a value out of a column's range, unparsable), "
+        "found by bisecting the failed batch and sent to dead_letters (reason "
+        "clickhouse_rejected); the rest of the batch is stored. Per table and reason.",
+        (("table", CLICKHOUSE_TABLE_VALUES), ("reason", CLICKHOUSE_REJECT_REASONS)),
     ),
     MetricDef(
         "salewatch_clickhouse_batch_seconds",

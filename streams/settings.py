@@ -47,6 +47,14 @@ class Settings(BaseSettings):
     kafka_startup_timeout_s: float = Field(
         300, ge=0, description="how long a starting worker waits for the brokers"
     )
+    kafka_send_timeout_s: float = Field(
+        30,
+        gt=0,
+        le=600,
+        description="how long the worker's producer (dead letters, orders_by_session) waits "
+        "for the broker to acknowledge a send before the batch fails (Faust's default: "
+        "1,200 s); a failed send stops the worker (exit 3), its batch is read again",
+    )
     topic_partitions: int = Field(4, ge=1, le=256)
     topic_prefix: str = Field(
         "",
@@ -60,6 +68,16 @@ class Settings(BaseSettings):
     clickhouse_user: str = "default"
     clickhouse_password: SecretStr = SecretStr("")
     clickhouse_database: str = Field("salewatch", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    clickhouse_connect_timeout_s: float = Field(
+        3, gt=0, le=300, description="ClickHouse native-protocol connect timeout"
+    )
+    clickhouse_send_receive_timeout_s: float = Field(
+        60,
+        gt=0,
+        le=3600,
+        description="ClickHouse socket send/receive timeout: a query or insert whose "
+        "server stops answering fails after this long (an insert is then retried)",
+    )
     clickhouse_worker_user: str = Field(
         "salewatch_worker",
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",

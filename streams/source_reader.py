@@ -84,6 +84,15 @@ Store = Callable[[Topic, list[tuple[Any, ...]]], Awaitable[None]]
 OnAssigned = Callable[[Sequence[int]], Awaitable[dict[tuple[Topic, int], StoredPosition]]]
 
 
+class TaskDied(Exception):
+    """A task of the reader died; ``task`` names it ("the inserter", "the reader"),
+    ``__cause__`` is why."""
+
+    def __init__(self, task: str) -> None:
+        super().__init__(f"{task} died")
+        self.task = task
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """What the reader does with one Kafka topic's messages."""
@@ -188,9 +197,10 @@ class SourceReader:
         try:
             await asyncio.wait({inserter, reading}, return_when=asyncio.FIRST_COMPLETED)
             died = True
-            for task in (inserter, reading):  # the first to die says why
-                if task.done():
-                    task.result()
+            for name, task in (("the inserter", inserter), ("the reader", reading)):
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    raise TaskDied(name) from task.exception()  # the inserter first: the
+                    # reader may have died of the queue the inserter failed
         finally:
             reading.cancel()
             with contextlib.suppress(BaseException):

@@ -16,7 +16,7 @@ from aiokafka import TopicPartition
 
 from streams.offset_fence import StoredPosition, Verdict
 from streams.settings import Settings
-from streams.source_reader import SourceReader
+from streams.source_reader import SourceReader, TaskDied
 from streams.totals import Totals
 
 A0, A1, B0 = TopicPartition("a", 0), TopicPartition("a", 1), TopicPartition("b", 0)
@@ -215,8 +215,10 @@ def test_run_raises_promptly_when_a_task_dies_while_the_queue_is_full(dies: str)
         raise AssertionError("run() returned")
 
     exc = asyncio.run(scenario())
+    assert isinstance(exc, TaskDied)
     if dies == "inserter":
-        assert isinstance(exc, RuntimeError) and "for good" in str(exc)
+        assert exc.task == "the inserter"
+        assert isinstance(exc.__cause__, RuntimeError) and "for good" in str(exc.__cause__)
     else:
-        assert isinstance(exc, ValueError)
+        assert exc.task == "the reader" and isinstance(exc.__cause__, ValueError)
     assert consumer.stopped
