@@ -31,6 +31,9 @@ CLICKHOUSE_TABLE_VALUES = frozenset(
     {"clicks_raw", "carts_raw", "orders_raw", "tickets_raw", "rollups", lv.OTHER}
 )
 
+# kinds of bounded in-memory state (streams.counting: sessions, order categories, dedupe)
+STATE_VALUES = frozenset({"sessions", "order_categories", "dedupe_ids", lv.OTHER})
+
 # EVENTS.md funnel, in order; a later step implies the earlier ones
 FUNNEL_STEPS = ("visit", "detail", "cart", "checkout", "paid")
 # the configured region list (SALEWATCH_REGIONS); documented with its default
@@ -102,6 +105,30 @@ _DEFS: tuple[MetricDef, ...] = (
         "counter",
         "Messages written to the dead_letters topic.",
         (("topic", TOPIC_VALUES),),
+    ),
+    MetricDef(
+        "salewatch_state_entries",
+        "gauge",
+        "Entries of the worker's bounded in-memory state, per kind: live sessions, order "
+        "categories remembered for later payments, recent event ids (dedupe). Set once per "
+        "window-timer tick.",
+        (("state", STATE_VALUES),),
+    ),
+    MetricDef(
+        "salewatch_state_capacity",
+        "gauge",
+        "The cap of each kind of in-memory state (SALEWATCH_MAX_LIVE_SESSIONS, "
+        "SALEWATCH_MAX_ORDER_CATEGORIES, SALEWATCH_DEDUPE_CAPACITY).",
+        (("state", STATE_VALUES),),
+    ),
+    MetricDef(
+        "salewatch_state_evictions_total",
+        "counter",
+        "Entries dropped by a cap before their time: sessions (a later event of one starts a "
+        "new session, whose funnel steps count again) and order categories (a later payment "
+        "counts under category other). The dedupe memory forgets its oldest id by design "
+        "and is not counted here.",
+        (("state", STATE_VALUES),),
     ),
     MetricDef(
         "salewatch_offset_fence_refusals_total",

@@ -122,6 +122,23 @@ class Settings(BaseSettings):
         "the reader's 6 s rebalance timeout (then the partitions are released anyway and "
         "their next owner reads the unstored events again)",
     )
+    max_live_sessions: int = Field(
+        1_000_000,
+        ge=1000,
+        description="sessions a worker keeps in memory (~200 B each); beyond it the least "
+        "recently active are forgotten early (their next event starts a new session)",
+    )
+    max_order_categories: int = Field(
+        1_000_000,
+        ge=1000,
+        description="orders whose category a worker remembers for their payments; beyond it "
+        "the oldest are forgotten (their payments count under category other)",
+    )
+    dedupe_capacity: int = Field(
+        200_000,
+        ge=1000,
+        description="recent event ids a worker remembers to skip duplicates (~60 B each)",
+    )
     allowed_lateness_s: int = Field(120, ge=0, le=3600)
     window_clock: Literal["wall", "event"] = Field(
         "wall", description="what closes windows: wall time (live) or event time (replays)"
