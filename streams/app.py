@@ -351,6 +351,7 @@ def make_recovery(
         database=settings.clickhouse_database,
         partition_count=settings.topic_partitions,
         clock_kind=settings.window_clock,
+        totals=totals,
         store_closed=StoreClosedWindows(
             settings,
             totals,

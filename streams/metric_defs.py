@@ -34,6 +34,8 @@ CLICKHOUSE_TABLE_VALUES = frozenset(
 # kinds of bounded in-memory state (streams.counting: sessions, order categories, dedupe)
 STATE_VALUES = frozenset({"sessions", "order_categories", "dedupe_ids", lv.OTHER})
 
+REBUILD_FAILURE_REASONS = frozenset({"clickhouse_unreachable", "clickhouse_error", lv.OTHER})
+
 # EVENTS.md funnel, in order; a later step implies the earlier ones
 FUNNEL_STEPS = ("visit", "detail", "cart", "checkout", "paid")
 # the configured region list (SALEWATCH_REGIONS); documented with its default
@@ -129,6 +131,15 @@ _DEFS: tuple[MetricDef, ...] = (
         "counts under category other). The dedupe memory forgets its oldest id by design "
         "and is not counted here.",
         (("state", STATE_VALUES),),
+    ),
+    MetricDef(
+        "salewatch_rebuild_failures_total",
+        "counter",
+        "Assignments whose counting state could not be rebuilt from ClickHouse within the "
+        "retry time (60 s): the worker counts those partitions from an empty state (open "
+        "windows and sessions start over). Programming errors are not counted here: they "
+        "stop the worker.",
+        (("reason", REBUILD_FAILURE_REASONS),),
     ),
     MetricDef(
         "salewatch_offset_fence_refusals_total",

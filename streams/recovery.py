@@ -125,6 +125,7 @@ from streams.counting.rollups import ROLLUP_TABLES, RollupRow
 from streams.events import EVENT_TYPES, TOPICS, Topic
 from streams.offset_fence import StoredPosition
 from streams.raw_rows import RAW_TABLE
+from streams.totals import Totals
 from streams.window_emitters import Mark, newest_marked_sql, plan_windows
 
 log = logging.getLogger(__name__)
@@ -732,7 +733,9 @@ class Recovery:
     caller (``streams.source_reader``) to seek to before it reads. Until it returns the caller
     must not feed the pipeline events of the assigned partitions. ClickHouse errors are
     retried with backoff for ``retry_for_s``; after that the worker goes on from an empty
-    state (logged as an error) rather than not counting at all. ``held``: the partitions
+    state (logged as an error, counted in ``salewatch_rebuild_failures_total{reason}``)
+    rather than not counting at all. Any other exception is a bug and propagates: the
+    reader stops the worker (``streams.source_reader.TaskDied``). ``held``: the partitions
     the live pipeline counts (the window timer marks its closings with them).
     """
 
@@ -749,6 +752,7 @@ class Recovery:
         store_closed: StoreClosed,
         retry_for_s: float = 60.0,
         wall: Callable[[], float] = time.time,
+        totals: Totals | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.window_clock = window_clock
@@ -760,6 +764,7 @@ class Recovery:
         self.store_closed = store_closed
         self.retry_for_s = retry_for_s
         self.wall = wall
+        self.totals = totals
         self.held: tuple[int, ...] = ()
 
     def _rebuild_blocking(
@@ -815,13 +820,17 @@ class Recovery:
         try:
             rebuilt = await asyncio.to_thread(self._rebuild_blocking, partitions, clock_now, live)
         except Exception as exc:
+            if not (is_driver_error(exc) or is_connection_error(exc)):
+                raise  # a bug: the worker must stop, not count from a wrong state
+            reason = "clickhouse_unreachable" if is_connection_error(exc) else "clickhouse_error"
+            if self.totals is not None:
+                self.totals.inc("salewatch_rebuild_failures_total", (reason,))
             log.error(
                 "cannot rebuild the counting state of partitions %s from ClickHouse (%s); "
                 "counting goes on from an empty state: open windows and sessions of these "
                 "partitions start over",
                 partitions,
                 exc,
-                exc_info=not is_driver_error(exc),
             )
             # what was open may hold partitions given away: their next owner counts them
             self.pipeline.adopt(self.new_pipeline())

@@ -140,6 +140,8 @@ class SourceReader:
         # held by the window timer while it stores a closing (streams.app.CloseWindows)
         self.closing = asyncio.Lock()
         self.generation = 0  # assignments completed
+        self.listener_error: Exception | None = None  # what a rebalance step raised
+        self.listener_broken = asyncio.Event()
         self.sought: dict[TopicPartition, int] = {}  # this assignment's seeks
         # (generation, next offset to read per partition) of what was counted
         self.read_to: tuple[int, dict[TopicPartition, int]] = (0, {})
@@ -193,15 +195,19 @@ class SourceReader:
         await consumer.start()
         inserter = asyncio.create_task(self.insert_forever(), name="salewatch-inserter")
         reading = asyncio.create_task(self.read_forever(consumer), name="salewatch-reading")
+        broken = asyncio.create_task(self.listener_broken.wait())
         died = False
         try:
-            await asyncio.wait({inserter, reading}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({inserter, reading, broken}, return_when=asyncio.FIRST_COMPLETED)
             died = True
             for name, task in (("the inserter", inserter), ("the reader", reading)):
                 if task.done() and not task.cancelled() and task.exception() is not None:
                     raise TaskDied(name) from task.exception()  # the inserter first: the
                     # reader may have died of the queue the inserter failed
+            if self.listener_error is not None:
+                raise TaskDied("the rebalance listener") from self.listener_error
         finally:
+            broken.cancel()
             reading.cancel()
             with contextlib.suppress(BaseException):
                 await reading
@@ -236,6 +242,11 @@ class SourceReader:
                 continue
             async with self.preparing:
                 await self.count_and_queue(polled)
+
+    def listener_failed(self, exc: Exception) -> None:
+        """A rebalance step raised ``exc``: ``run()`` raises it (the worker exits)."""
+        self.listener_error = exc
+        self.listener_broken.set()
 
     async def drain_before_stop(self, inserter: asyncio.Task[None]) -> None:
         """On shutdown, store and commit what was counted (at most ``SHUTDOWN_DRAIN_S``).
@@ -503,11 +514,24 @@ class SourceReader:
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Runs the reader's rebalance steps. aiokafka logs and swallows what a listener
+    raises, which would leave the reader waiting for an assignment forever: the error is
+    handed to the reader instead (:meth:`SourceReader.listener_failed`), whose ``run()``
+    raises it."""
+
     def __init__(self, reader: SourceReader) -> None:
         self.reader = reader
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self.reader.partitions_revoked(revoked)
+        try:
+            await self.reader.partitions_revoked(revoked)
+        except Exception as exc:
+            self.reader.listener_failed(exc)
+            raise
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self.reader.partitions_assigned(assigned)
+        try:
+            await self.reader.partitions_assigned(assigned)
+        except Exception as exc:
+            self.reader.listener_failed(exc)
+            raise

@@ -8,6 +8,7 @@ commits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -222,3 +223,32 @@ def test_run_raises_promptly_when_a_task_dies_while_the_queue_is_full(dies: str)
     else:
         assert exc.task == "the reader" and isinstance(exc.__cause__, ValueError)
     assert consumer.stopped
+
+
+def test_run_raises_when_a_rebalance_step_fails() -> None:
+    """aiokafka swallows what a rebalance listener raises; the reader must not then wait
+    for an assignment forever: ``run()`` raises the listener's error."""
+
+    async def rebuild_bug(partitions: Any) -> dict[Any, StoredPosition]:
+        raise KeyError("a bug in the rebuild")
+
+    r = SourceReader(Settings(), Totals(), {}, rebuild_bug)
+
+    class SwallowingConsumer(LoopConsumer):
+        async def start(self) -> None:  # as aiokafka's coordinator: log and go on
+            with contextlib.suppress(Exception):
+                await self.listener.on_partitions_assigned(self.owned)
+
+    consumer = SwallowingConsumer({A0})
+    r.make_consumer = lambda: consumer  # type: ignore[assignment,return-value,method-assign]
+
+    async def scenario() -> BaseException:
+        try:
+            await asyncio.wait_for(r.run(), 2.0)
+        except Exception as exc:
+            return exc
+        raise AssertionError("run() returned")
+
+    exc = asyncio.run(scenario())
+    assert isinstance(exc, TaskDied) and exc.task == "the rebalance listener"
+    assert isinstance(exc.__cause__, KeyError)
