@@ -21,6 +21,10 @@ and, concurrently, the inserter::
 
     InsertQueue.take → one insert per raw table → commit the offsets after those rows
 
+**Failure**: if the reading loop, the inserter or a rebalance step raises, :meth:`run`
+raises :class:`TaskDied` at once, whatever the rest waits on (``streams.app`` then exits
+the worker with one line).
+
 **Delivery**: at least once. An offset is committed only once ClickHouse accepted the rows
 of every message before it, in order (``streams.insert_queue``). Counting does not wait for
 ClickHouse: while it is down the reader counts up to the backlog bound, then stops reading
@@ -28,13 +32,16 @@ ClickHouse: while it is down the reader counts up to the backlog bound, then sto
 
 **Rebalances** (a ``ConsumerRebalanceListener``; aiokafka awaits it between fetches):
 revoked — wait for the batch being prepared, then until everything queued is stored and
-committed, so the next owner starts exactly after it; assigned — rebuild the counting state
-of the assigned partitions from ClickHouse (``streams.recovery``), then seek each source
-partition past the offsets ClickHouse holds. ``orders_by_session`` is co-partitioned: one
-consumer subscribes to it and the source topics, all with the same partition count, and
-the range assignor gives partition p of every topic to the same member. The seek is fenced
-to the partition's incarnation (``streams.offset_fence``): only when the record at the
-newest stored offset is the one ClickHouse stored.
+committed, so the next owner starts exactly after it (at most
+``SALEWATCH_REVOKE_DRAIN_TIMEOUT_S``, under the rebalance timeout: during a ClickHouse
+outage the partitions are released with their backlog unstored, and read again);
+assigned — rebuild the counting state of the assigned partitions from ClickHouse
+(``streams.recovery``), then seek each source partition past the offsets ClickHouse holds,
+fenced to the partition's incarnation (``streams.offset_fence``: only when the record at
+the newest stored offset is the one ClickHouse stored). ``orders_by_session`` is
+co-partitioned: one consumer subscribes to it and the source topics, all with the same
+partition count, and the range assignor gives partition p of every topic to the same
+member.
 """
 
 from __future__ import annotations
