@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import faust
 import orjson
@@ -33,15 +35,47 @@ from streams.counting.pipeline import NO_WINDOW, Pipeline
 from streams.counting.rollups import RollupRow, insert_batches
 from streams.events import DEAD_LETTER_TOPIC, ORDERS_BY_SESSION_TOPIC, TOPICS, Topic
 from streams.ingest import BatchProcessor, InMessage
+from streams.insert_queue import InsertQueueFailed
 from streams.recovery import Query, Recovery
 from streams.settings import Settings
-from streams.source_reader import Route, SourceReader
+from streams.source_reader import Route, SourceReader, TaskDied
 from streams.totals import Totals
 from streams.window_emitters import Mark, marks_for
 
 log = logging.getLogger(__name__)
 
 WINDOW_TIMER_INTERVAL_S = 1.0
+# exit status of a worker whose reader, inserter or window timer died (a supervisor restarts
+# it; 1 and 2 are start-up failures)
+EXIT_TASK_DIED = 3
+
+
+def why(exc: BaseException) -> str:
+    """One line: what ``exc`` says (the inserter's error, behind a failed insert queue)."""
+    while isinstance(exc, InsertQueueFailed | TaskDied) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = " ".join(str(exc).split("Stack trace:", 1)[0].split())
+    return f"{type(exc).__name__}: {text[:400]}" if text else type(exc).__name__
+
+
+def exit_because(task: str, exc: BaseException) -> NoReturn:
+    """Print one line saying which task died and why, then exit ``EXIT_TASK_DIED`` at once.
+
+    A worker whose reader, inserter or window timer died counts nothing while looking
+    alive; it must exit so that a supervisor restarts it. The exit is immediate (no drain,
+    no group leave: the group notices after its session timeout, 6 s): what was counted
+    but not stored is read again by the next owner (at least once). The traceback is
+    logged at DEBUG (``--loglevel debug``).
+    """
+    log.debug("%s died", task, exc_info=exc)
+    print(
+        f"salewatch worker: {task} died ({why(exc)}); exiting with status {EXIT_TASK_DIED} "
+        "so that a supervisor restarts it",
+        file=sys.stderr,
+        flush=True,
+    )
+    sys.stdout.flush()
+    os._exit(EXIT_TASK_DIED)
 
 
 def broker_url(bootstrap: str) -> str:
@@ -63,6 +97,9 @@ def create_app(settings: Settings) -> faust.App:
         store="memory://",
         # dead letters and orders_by_session (SALEWATCH_KAFKA_COMPRESSION)
         producer_compression_type=settings.kafka_compression_type,
+        # Faust's default is 1,200 s: a send to a broker that stopped answering would hold
+        # the batch (and revocations) for 20 minutes; see also sender()
+        producer_request_timeout=settings.kafka_send_timeout_s,
     )
     # the reader (streams.source_reader) is the only consumer: Faust's own consumer would
     # join the same group with another assignor; its sensors keep per-event statistics
@@ -88,6 +125,39 @@ class CountLocally:
             self.pipeline.process(topic, events, now_ms, partition)
 
 
+Send = Callable[[str, list[tuple[bytes | None, bytes]]], Awaitable[None]]
+
+
+def sender(app: faust.App, settings: Settings) -> Send:
+    """Produces ``(key, value)`` pairs to a topic with the app's producer; returns once the
+    broker acknowledged them, or raises after ``SALEWATCH_KAFKA_SEND_TIMEOUT_S``."""
+
+    async def send(topic_name: str, items: list[tuple[bytes | None, bytes]]) -> None:
+        async def all_sent() -> None:
+            producer = app.producer
+            futures = [
+                await producer.send(topic_name, key, value, None, None, None)
+                for key, value in items
+            ]
+            await asyncio.gather(*futures)
+
+        await asyncio.wait_for(all_sent(), settings.kafka_send_timeout_s)
+
+    return send
+
+
+def dead_letter_sender(
+    app: faust.App, settings: Settings
+) -> Callable[[list[tuple[bytes | None, bytes]]], Awaitable[None]]:
+    """Sends dead letters (``(key, value)`` pairs) to the ``dead_letters`` topic."""
+    send = sender(app, settings)
+
+    async def send_dead_letters(items: list[tuple[bytes | None, bytes]]) -> None:
+        await send(settings.kafka_topic(DEAD_LETTER_TOPIC), items)
+
+    return send_dead_letters
+
+
 def add_reader(
     app: faust.App,
     settings: Settings,
@@ -105,16 +175,8 @@ def add_reader(
     the worker that owns partition p of ``clicks`` and ``carts``, which counts them.
     """
     count_locally = CountLocally(pipeline, window_clock)
-
-    async def send(topic_name: str, items: list[tuple[bytes | None, bytes]]) -> None:
-        producer = app.producer
-        futures = [
-            await producer.send(topic_name, key, value, None, None, None) for key, value in items
-        ]
-        await asyncio.gather(*futures)
-
-    async def send_dead_letters(items: list[tuple[bytes | None, bytes]]) -> None:
-        await send(settings.kafka_topic(DEAD_LETTER_TOPIC), items)
+    send = sender(app, settings)
+    send_dead_letters = dead_letter_sender(app, settings)
 
     async def forward_by_session(
         topic: Topic, runs: list[tuple[int, list[dict[str, Any]]]]
@@ -127,7 +189,13 @@ def add_reader(
         processor = BatchProcessor(
             settings,
             totals,
-            ClickHouseSink(settings, totals, name=f"salewatch-{topic}"),
+            ClickHouseSink(
+                settings,
+                totals,
+                name=f"salewatch-{topic}",
+                send_dead_letters=send_dead_letters,
+                source_topic=topic,
+            ),
             send_dead_letters,
             count=forward_by_session if topic == "orders" else count_locally,
         )
@@ -153,7 +221,12 @@ def add_reader(
 
     @app.task  # type: ignore[untyped-decorator]
     async def read_sources() -> None:
-        await reader.run()
+        try:
+            await reader.run()
+        except TaskDied as exc:
+            exit_because(exc.task, exc.__cause__ or exc)
+        except Exception as exc:
+            exit_because("the reader", exc)
 
     return reader
 
@@ -167,8 +240,17 @@ class StoreClosedWindows:
     while ClickHouse is down.
     """
 
-    def __init__(self, settings: Settings, totals: Totals, wall: Callable[[], float]) -> None:
-        self.sink = ClickHouseSink(settings, totals, name="salewatch-rollups")
+    def __init__(
+        self,
+        settings: Settings,
+        totals: Totals,
+        wall: Callable[[], float],
+        send_dead_letters: Callable[[list[tuple[bytes | None, bytes]]], Awaitable[None]]
+        | None = None,
+    ) -> None:
+        self.sink = ClickHouseSink(
+            settings, totals, name="salewatch-rollups", send_dead_letters=send_dead_letters
+        )
         self.wall = wall
 
     async def __call__(self, rows: list[RollupRow], marks: list[Mark]) -> None:
@@ -236,7 +318,10 @@ def add_window_timer(
 
     @app.timer(interval=WINDOW_TIMER_INTERVAL_S, name="close_windows")  # type: ignore[untyped-decorator]
     async def close_windows() -> None:
-        await tick()
+        try:
+            await tick()
+        except Exception as exc:
+            exit_because("the window timer", exc)
 
 
 def make_recovery(
@@ -244,6 +329,7 @@ def make_recovery(
     totals: Totals,
     pipeline: Pipeline,
     window_clock: WindowClock,
+    app: faust.App | None = None,
 ) -> Recovery:
     """Rebuilds the counting state from ClickHouse at every assignment (``streams.recovery``).
 
@@ -265,5 +351,11 @@ def make_recovery(
         database=settings.clickhouse_database,
         partition_count=settings.topic_partitions,
         clock_kind=settings.window_clock,
-        store_closed=StoreClosedWindows(settings, totals, time.time),
+        totals=totals,
+        store_closed=StoreClosedWindows(
+            settings,
+            totals,
+            time.time,
+            dead_letter_sender(app, settings) if app is not None else None,
+        ),
     )

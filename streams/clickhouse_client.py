@@ -47,8 +47,8 @@ def make_client(
     settings: Settings,
     *,
     use_database: bool = True,
-    connect_timeout_s: float = 3.0,
-    send_receive_timeout_s: float = 60.0,
+    connect_timeout_s: float | None = None,
+    send_receive_timeout_s: float | None = None,
     sync_request_timeout_s: float = 5.0,
     client_name: str = "salewatch",
     extra_settings: dict[str, Any] | None = None,
@@ -58,7 +58,8 @@ def make_client(
     ``use_database=False`` connects to the user's default database, for callers (migrate)
     that create ``settings.clickhouse_database`` and so cannot require it to exist; they
     must qualify table names. ``extra_settings`` are added to :data:`SESSION_SETTINGS`
-    (e.g. ``max_block_size``), with the same silently-ignored-if-unknown caveat.
+    (e.g. ``max_block_size``), with the same silently-ignored-if-unknown caveat. Timeouts
+    default to ``SALEWATCH_CLICKHOUSE_CONNECT_TIMEOUT_S`` / ``_SEND_RECEIVE_TIMEOUT_S``.
     """
     return Client(
         host=settings.clickhouse_host,
@@ -67,8 +68,8 @@ def make_client(
         password=settings.clickhouse_password.get_secret_value(),
         database=settings.clickhouse_database if use_database else "",
         client_name=client_name,
-        connect_timeout=connect_timeout_s,
-        send_receive_timeout=send_receive_timeout_s,
+        connect_timeout=connect_timeout_s or settings.clickhouse_connect_timeout_s,
+        send_receive_timeout=send_receive_timeout_s or settings.clickhouse_send_receive_timeout_s,
         sync_request_timeout=sync_request_timeout_s,
         settings={**SESSION_SETTINGS, **(extra_settings or {})},
     )

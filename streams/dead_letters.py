@@ -28,21 +28,42 @@ def dead_letter_value(
     rejected: Rejected, source_topic: str, partition: int, offset: int, now_ms: int
 ) -> bytes:
     """The JSON value of one dead letter."""
-    original = rejected.original[:MAX_ORIGINAL_BYTES]
+    return envelope_value(
+        rejected.reason,
+        rejected.detail,
+        source_topic,
+        partition,
+        offset,
+        now_ms,
+        rejected.original,
+    )
+
+
+def envelope_value(
+    reason: str,
+    detail: str,
+    source_topic: str,
+    partition: int,
+    offset: int,
+    now_ms: int,
+    original: bytes,
+) -> bytes:
+    """The JSON value of one dead letter, from its parts (any refusal, not only decoding)."""
+    kept = original[:MAX_ORIGINAL_BYTES]
     envelope: dict[str, object] = {
-        "reason": rejected.reason,
-        "detail": rejected.detail,
+        "reason": reason,
+        "detail": detail,
         "source_topic": source_topic,
         "partition": partition,
         "offset": offset,
         "dead_lettered_at": now_ms,
-        "original_size": len(rejected.original),
-        "truncated": len(original) < len(rejected.original),
+        "original_size": len(original),
+        "truncated": len(kept) < len(original),
     }
     try:
-        envelope["original"] = original.decode("utf-8")
+        envelope["original"] = kept.decode("utf-8")
     except UnicodeDecodeError:
-        envelope["original_b64"] = base64.b64encode(original).decode("ascii")
+        envelope["original_b64"] = base64.b64encode(kept).decode("ascii")
     return orjson.dumps(envelope)
 
 

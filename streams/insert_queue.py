@@ -11,7 +11,10 @@ database) and stores its raw rows afterwards. Between the two, the batch waits h
   the reader therefore counts up to ``max_events`` further events, then stops reading;
   Kafka holds the rest. Memory stays bounded; nothing is dropped;
 * **merging**: :meth:`take` hands the inserter everything queued (up to ``max_rows``), so a
-  backlog drains in few large inserts once ClickHouse is back.
+  backlog drains in few large inserts once ClickHouse is back;
+* **failure**: an inserter that dies calls :meth:`fail`; from then on every waiter
+  (:meth:`put` on a full queue, :meth:`drained`, :meth:`take`) raises
+  :class:`InsertQueueFailed` at once instead of waiting for room that never comes.
 
 Pure asyncio; nothing here knows about Kafka or ClickHouse.
 """
@@ -25,6 +28,10 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+
+
+class InsertQueueFailed(Exception):
+    """The inserter died; ``__cause__`` is why. Nothing queued will be stored."""
 
 
 @dataclass(slots=True)
@@ -45,6 +52,22 @@ class InsertQueue(Generic[T]):
     _events: int = 0  # queued or being stored
     _in_flight: int = 0  # batches taken and not yet done
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    _failed: BaseException | None = None
+
+    def _check(self) -> None:
+        if self._failed is not None:
+            raise InsertQueueFailed(f"the inserter died: {self._failed!r}") from self._failed
+
+    async def fail(self, exc: BaseException) -> None:
+        """The inserter died with ``exc``: wake every waiter, which raises from now on."""
+        async with self._changed:
+            self._failed = exc
+            self._changed.notify_all()
+
+    @property
+    def failed(self) -> bool:
+        """True once the inserter died (:meth:`fail`)."""
+        return self._failed is not None
 
     @property
     def events(self) -> int:
@@ -52,11 +75,18 @@ class InsertQueue(Generic[T]):
         return self._events
 
     async def put(self, item: T, events: int) -> None:
-        """Queue ``item``; waits while the queue holds ``max_events`` events or more."""
+        """Queue ``item``; waits while the queue holds ``max_events`` events or more.
+
+        Raises :class:`InsertQueueFailed` once the inserter died (:meth:`fail`)."""
         async with self._changed:
             await self._changed.wait_for(
-                lambda: self._events == 0 or self._events + events <= self.max_events
+                lambda: (
+                    self._failed is not None
+                    or self._events == 0
+                    or self._events + events <= self.max_events
+                )
             )
+            self._check()
             self._items.append(Queued(item, events))
             self._events += events
             self.on_size(self._events)
@@ -68,7 +98,8 @@ class InsertQueue(Generic[T]):
         Waits for a batch. The caller stores them, then passes them to :meth:`done`.
         """
         async with self._changed:
-            await self._changed.wait_for(lambda: bool(self._items))
+            await self._changed.wait_for(lambda: self._failed is not None or bool(self._items))
+            self._check()
             taken = [self._items.popleft()]
             total = taken[0].events
             while self._items and total + self._items[0].events <= max_events:
@@ -86,6 +117,10 @@ class InsertQueue(Generic[T]):
             self._changed.notify_all()
 
     async def drained(self) -> None:
-        """Wait until every batch put so far has been stored (``done``)."""
+        """Wait until every batch put so far has been stored (``done``); raises
+        :class:`InsertQueueFailed` once the inserter died."""
         async with self._changed:
-            await self._changed.wait_for(lambda: not self._items and self._in_flight == 0)
+            await self._changed.wait_for(
+                lambda: self._failed is not None or (not self._items and self._in_flight == 0)
+            )
+            self._check()

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from streams import labels as lv
+from streams.clickhouse_errors import REJECT_REASONS as CLICKHOUSE_REJECT_REASONS
 from streams.collector.beacon import BEACON_REJECT_REASONS
 from streams.decode import REJECT_REASONS
 from streams.events import EVENT_TYPES, TOPICS
+from streams.offset_fence import REFUSAL_REASONS
 from streams.settings import DEFAULT_REGIONS
 from streams.unreadable import UNREADABLE_REASONS
 
@@ -28,6 +30,11 @@ ALL_EVENT_TYPES = frozenset().union(*EVENT_TYPES.values()) | {lv.OTHER}
 CLICKHOUSE_TABLE_VALUES = frozenset(
     {"clicks_raw", "carts_raw", "orders_raw", "tickets_raw", "rollups", lv.OTHER}
 )
+
+# kinds of bounded in-memory state (streams.counting: sessions, order categories, dedupe)
+STATE_VALUES = frozenset({"sessions", "order_categories", "dedupe_ids", lv.OTHER})
+
+REBUILD_FAILURE_REASONS = frozenset({"clickhouse_unreachable", "clickhouse_error", lv.OTHER})
 
 # EVENTS.md funnel, in order; a later step implies the earlier ones
 FUNNEL_STEPS = ("visit", "detail", "cart", "checkout", "paid")
@@ -102,6 +109,48 @@ _DEFS: tuple[MetricDef, ...] = (
         (("topic", TOPIC_VALUES),),
     ),
     MetricDef(
+        "salewatch_state_entries",
+        "gauge",
+        "Entries of the worker's bounded in-memory state, per kind: live sessions, order "
+        "categories remembered for later payments, recent event ids (dedupe). Set once per "
+        "window-timer tick.",
+        (("state", STATE_VALUES),),
+    ),
+    MetricDef(
+        "salewatch_state_capacity",
+        "gauge",
+        "The cap of each kind of in-memory state (SALEWATCH_MAX_LIVE_SESSIONS, "
+        "SALEWATCH_MAX_ORDER_CATEGORIES, SALEWATCH_DEDUPE_CAPACITY).",
+        (("state", STATE_VALUES),),
+    ),
+    MetricDef(
+        "salewatch_state_evictions_total",
+        "counter",
+        "Entries dropped by a cap before their time: sessions (a later event of one starts a "
+        "new session, whose funnel steps count again) and order categories (a later payment "
+        "counts under category other). The dedupe memory forgets its oldest id by design "
+        "and is not counted here.",
+        (("state", STATE_VALUES),),
+    ),
+    MetricDef(
+        "salewatch_rebuild_failures_total",
+        "counter",
+        "Assignments whose counting state could not be rebuilt from ClickHouse within the "
+        "retry time (60 s): the worker counts those partitions from an empty state (open "
+        "windows and sessions start over). Programming errors are not counted here: they "
+        "stop the worker.",
+        (("reason", REBUILD_FAILURE_REASONS),),
+    ),
+    MetricDef(
+        "salewatch_offset_fence_refusals_total",
+        "counter",
+        "Seeks past the offsets stored in ClickHouse that the offset fence refused at an "
+        "assignment: the record at the newest stored offset is not in this log (another "
+        "incarnation of the partition: a broker that lost its data, a recreated topic, "
+        "another cluster); the partition is read from the group's committed offset instead.",
+        (("topic", TOPIC_VALUES), ("reason", REFUSAL_REASONS)),
+    ),
+    MetricDef(
         "salewatch_unreadable_batches_total",
         "counter",
         "Record batches the reader could not decode (missing or unknown codec, corrupt batch, "
@@ -140,6 +189,14 @@ _DEFS: tuple[MetricDef, ...] = (
         "counter",
         "Failed ClickHouse insert attempts (each retry counts), per table.",
         (("table", CLICKHOUSE_TABLE_VALUES),),
+    ),
+    MetricDef(
+        "salewatch_clickhouse_rows_rejected_total",
+        "counter",
+        "Rows ClickHouse can never accept (a value out of a column's range, unparsable), "
+        "found by bisecting the failed batch and sent to dead_letters (reason "
+        "clickhouse_rejected); the rest of the batch is stored. Per table and reason.",
+        (("table", CLICKHOUSE_TABLE_VALUES), ("reason", CLICKHOUSE_REJECT_REASONS)),
     ),
     MetricDef(
         "salewatch_clickhouse_batch_seconds",

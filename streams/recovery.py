@@ -35,11 +35,13 @@ assignor co-partitions topics with equal partition counts):
 5. **Kafka positions**: the next offset per source topic and partition is the newest stored
    offset + 1 (a partition's stored offsets are a prefix: the reader's insert queue stores
    batches in the order they were read); the reader seeks there before it reads, so
-   nothing ClickHouse holds is read again. ``orders_by_session`` has no stored offsets:
-   the ids of the orders the rebuild replayed, and of recently stored orders of the
-   windows before, are skipped once if Kafka delivers them again (:meth:`Pipeline.adopt`);
-   never an order stored after the replay read (by another worker, while this one
-   rebuilds): nothing counted it yet.
+   nothing ClickHouse holds is read again — once ``streams.offset_fence`` found, at the
+   newest stored offset, a record holding an ``event_id`` stored there (else the log is
+   another incarnation and the partition is read from the group's committed offset).
+   ``orders_by_session`` has no stored offsets: the ids of the orders the rebuild
+   replayed, and of recently stored orders of the windows before, are skipped once if
+   Kafka delivers them again (:meth:`Pipeline.adopt`); never an order stored after the
+   replay read (by another worker, while this one rebuilds): nothing counted it yet.
 
 Ownership: clicks, carts and tickets rows carry their own partition (``kafka_partition``).
 Orders rows carry the ``orders`` partition (keyed by ``order_id``), but an order is counted
@@ -122,7 +124,9 @@ from streams.counting.funnel import (
 from streams.counting.pipeline import NO_WINDOW, Pipeline
 from streams.counting.rollups import ROLLUP_TABLES, RollupRow
 from streams.events import EVENT_TYPES, TOPICS, Topic
+from streams.offset_fence import StoredPosition
 from streams.raw_rows import RAW_TABLE
+from streams.totals import Totals
 from streams.window_emitters import Mark, newest_marked_sql, plan_windows
 
 log = logging.getLogger(__name__)
@@ -425,9 +429,14 @@ def replay_sql(
 
 
 def stored_offsets_sql(database: str, partitions: Sequence[int], from_ms: int) -> str:
-    """``(topic, partition, newest stored offset)`` of every source topic and partition."""
+    """``(topic, partition, newest stored offset, an event_id stored at it)`` of every source
+    topic and partition: the offset most recently stored (newest ``ingested_at``, then
+    highest offset), so that after a topic's new incarnation was stored, its offsets count,
+    not the higher ones of the old log (``streams.offset_fence``)."""
+    newest = "(ingested_at, kafka_offset)"
     return " UNION ALL ".join(
-        f"SELECT '{topic}' AS topic, kafka_partition, max(kafka_offset) "
+        f"SELECT '{topic}' AS topic, kafka_partition, argMax(kafka_offset, {newest}), "
+        f"argMax(event_id, {newest}) "
         f"FROM {database}.{RAW_TABLE[topic]} "
         f"WHERE {_time_range(topic, from_ms)} AND {_owned(partitions)} GROUP BY kafka_partition"
         for topic in TOPICS
@@ -552,6 +561,8 @@ class Rebuilt:
     """A rebuilt counting state, ready for :meth:`Pipeline.adopt`.
 
     ``next_offsets``: ``{(topic, partition): offset}`` to resume each source topic at;
+    ``fingerprints``: ``{(topic, partition): event_id}`` of an event stored at the offset
+    before it (``streams.offset_fence``: the seek is fenced to that record's incarnation);
     ``counted_before``: ids of stored order events Kafka may deliver again on
     ``orders_by_session``, up to event time ``counted_before_until_ms``;
     ``newest_event_ms``: newest stored event time of the partitions (None: none).
@@ -560,6 +571,7 @@ class Rebuilt:
     pipeline: Pipeline
     plan: RebuildPlan
     next_offsets: dict[tuple[Topic, int], int]
+    fingerprints: dict[tuple[Topic, int], str]
     counted_before: frozenset[str]
     counted_before_until_ms: int
     newest_event_ms: int | None
@@ -686,12 +698,9 @@ def rebuild(
     )
     # offsets before the replay: a row stored in between is replayed and read again, a
     # duplicate the dedupe memory skips; read after, it would be skipped uncounted
-    next_offsets = {
-        (topic, int(partition)): int(offset) + 1
-        for topic, partition, offset in timed(
-            "offsets", stored_offsets_sql(database, partitions, plan.offsets_from)
-        )
-    }
+    stored = timed("offsets", stored_offsets_sql(database, partitions, plan.offsets_from))
+    next_offsets = {(topic, int(p)): int(offset) + 1 for topic, p, offset, _ in stored}
+    fingerprints = {(topic, int(p)): str(event_id) for topic, p, _, event_id in stored}
     owners = _Owners(partition_count)
     newest_replayed, replayed_orders = _restore(
         timed,
@@ -718,6 +727,7 @@ def rebuild(
         pipeline=pipeline,
         plan=plan,
         next_offsets=next_offsets,
+        fingerprints=fingerprints,
         counted_before=frozenset(redelivered),
         counted_before_until_ms=max(redelivered.values(), default=NO_WINDOW),
         newest_event_ms=newest,
@@ -735,7 +745,9 @@ class Recovery:
     caller (``streams.source_reader``) to seek to before it reads. Until it returns the caller
     must not feed the pipeline events of the assigned partitions. ClickHouse errors are
     retried with backoff for ``retry_for_s``; after that the worker goes on from an empty
-    state (logged as an error) rather than not counting at all. ``held``: the partitions
+    state (logged as an error, counted in ``salewatch_rebuild_failures_total{reason}``)
+    rather than not counting at all. Any other exception is a bug and propagates: the
+    reader stops the worker (``streams.source_reader.TaskDied``). ``held``: the partitions
     the live pipeline counts (the window timer marks its closings with them).
     """
 
@@ -752,6 +764,7 @@ class Recovery:
         store_closed: StoreClosed,
         retry_for_s: float = 60.0,
         wall: Callable[[], float] = time.time,
+        totals: Totals | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.window_clock = window_clock
@@ -763,6 +776,7 @@ class Recovery:
         self.store_closed = store_closed
         self.retry_for_s = retry_for_s
         self.wall = wall
+        self.totals = totals
         self.held: tuple[int, ...] = ()
 
     def _rebuild_blocking(
@@ -800,8 +814,12 @@ class Recovery:
         )
         return retrying(attempt)
 
-    async def on_assigned(self, partitions: Sequence[int]) -> dict[tuple[Topic, int], int]:
-        """Rebuild the state of ``partitions``, adopt it; return the offsets to resume at."""
+    async def on_assigned(
+        self, partitions: Sequence[int]
+    ) -> dict[tuple[Topic, int], StoredPosition]:
+        """Rebuild the state of ``partitions``, adopt it; return, per source topic and
+        partition, the newest stored offset and its fingerprint (the reader resumes after it
+        once ``streams.offset_fence`` confirmed the log is the one stored)."""
         partitions = sorted(set(partitions))
         if not partitions:
             self.pipeline.adopt(self.new_pipeline())
@@ -814,13 +832,17 @@ class Recovery:
         try:
             rebuilt = await asyncio.to_thread(self._rebuild_blocking, partitions, clock_now, live)
         except Exception as exc:
+            if not (is_driver_error(exc) or is_connection_error(exc)):
+                raise  # a bug: the worker must stop, not count from a wrong state
+            reason = "clickhouse_unreachable" if is_connection_error(exc) else "clickhouse_error"
+            if self.totals is not None:
+                self.totals.inc("salewatch_rebuild_failures_total", (reason,))
             log.error(
                 "cannot rebuild the counting state of partitions %s from ClickHouse (%s); "
                 "counting goes on from an empty state: open windows and sessions of these "
                 "partitions start over",
                 partitions,
                 exc,
-                exc_info=not is_driver_error(exc),
             )
             # what was open may hold partitions given away: their next owner counts them
             self.pipeline.adopt(self.new_pipeline())
@@ -847,7 +869,10 @@ class Recovery:
             ", ".join(f"p{p} {_hh_mm(ms)}" for p, ms in sorted(rebuilt.plan.windows_from.items())),
             rebuilt.stats.describe(),
         )
-        return rebuilt.next_offsets
+        return {
+            key: StoredPosition(offset - 1, rebuilt.fingerprints[key])
+            for key, offset in rebuilt.next_offsets.items()
+        }
 
 
 def _hh_mm(ms: int) -> str:

@@ -50,6 +50,14 @@ class Settings(BaseSettings):
     kafka_startup_timeout_s: float = Field(
         300, ge=0, description="how long a starting worker waits for the brokers"
     )
+    kafka_send_timeout_s: float = Field(
+        30,
+        gt=0,
+        le=600,
+        description="how long the worker's producer (dead letters, orders_by_session) waits "
+        "for the broker to acknowledge a send before the batch fails (Faust's default: "
+        "1,200 s); a failed send stops the worker (exit 3), its batch is read again",
+    )
     topic_partitions: int = Field(4, ge=1, le=256)
     topic_prefix: str = Field(
         "",
@@ -63,6 +71,16 @@ class Settings(BaseSettings):
     clickhouse_user: str = "default"
     clickhouse_password: SecretStr = SecretStr("")
     clickhouse_database: str = Field("salewatch", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    clickhouse_connect_timeout_s: float = Field(
+        3, gt=0, le=300, description="ClickHouse native-protocol connect timeout"
+    )
+    clickhouse_send_receive_timeout_s: float = Field(
+        60,
+        gt=0,
+        le=3600,
+        description="ClickHouse socket send/receive timeout: a query or insert whose "
+        "server stops answering fails after this long (an insert is then retried)",
+    )
     clickhouse_worker_user: str = Field(
         "salewatch_worker",
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
@@ -98,6 +116,31 @@ class Settings(BaseSettings):
         ge=1000,
         le=50_000_000,
         description="events counted but not yet stored in ClickHouse before reading pauses",
+    )
+    revoke_drain_timeout_s: float = Field(
+        4.5,
+        gt=0,
+        lt=6,
+        description="how long a revocation waits for counted events to be stored; below "
+        "the reader's 6 s rebalance timeout (then the partitions are released anyway and "
+        "their next owner reads the unstored events again)",
+    )
+    max_live_sessions: int = Field(
+        1_000_000,
+        ge=1000,
+        description="sessions a worker keeps in memory (~200 B each); beyond it the least "
+        "recently active are forgotten early (their next event starts a new session)",
+    )
+    max_order_categories: int = Field(
+        1_000_000,
+        ge=1000,
+        description="orders whose category a worker remembers for their payments; beyond it "
+        "the oldest are forgotten (their payments count under category other)",
+    )
+    dedupe_capacity: int = Field(
+        200_000,
+        ge=1000,
+        description="recent event ids a worker remembers to skip duplicates (~60 B each)",
     )
     allowed_lateness_s: int = Field(120, ge=0, le=3600)
     window_clock: Literal["wall", "event"] = Field(

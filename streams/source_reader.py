@@ -21,6 +21,10 @@ and, concurrently, the inserter::
 
     InsertQueue.take → one insert per raw table → commit the offsets after those rows
 
+**Failure**: if the reading loop, the inserter or a rebalance step raises, :meth:`run`
+raises :class:`TaskDied` at once, whatever the rest waits on (``streams.app`` then exits
+the worker with one line).
+
 **Delivery**: at least once. An offset is committed only once ClickHouse accepted the rows
 of every message before it, in order (``streams.insert_queue``). Counting does not wait for
 ClickHouse: while it is down the reader counts up to the backlog bound, then stops reading
@@ -28,16 +32,22 @@ ClickHouse: while it is down the reader counts up to the backlog bound, then sto
 
 **Rebalances** (a ``ConsumerRebalanceListener``; aiokafka awaits it between fetches):
 revoked — wait for the batch being prepared, then until everything queued is stored and
-committed, so the next owner starts exactly after it; assigned — rebuild the counting state
-of the assigned partitions from ClickHouse (``streams.recovery``), then seek each source
-partition past the offsets ClickHouse holds. ``orders_by_session`` is co-partitioned: one
-consumer subscribes to it and the source topics, all with the same partition count, and
-the range assignor gives partition p of every topic to the same member.
+committed, so the next owner starts exactly after it (at most
+``SALEWATCH_REVOKE_DRAIN_TIMEOUT_S``, under the rebalance timeout: during a ClickHouse
+outage the partitions are released with their backlog unstored, and read again);
+assigned — rebuild the counting state of the assigned partitions from ClickHouse
+(``streams.recovery``), then seek each source partition past the offsets ClickHouse holds,
+fenced to the partition's incarnation (``streams.offset_fence``: only when the record at
+the newest stored offset is the one ClickHouse stored). ``orders_by_session`` is
+co-partitioned: one consumer subscribes to it and the source topics, all with the same
+partition count, and the range assignor gives partition p of every topic to the same
+member.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -48,9 +58,11 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from streams.events import Topic
+from streams import labels
+from streams.events import TOPICS, Topic
 from streams.ingest import InMessage, PreparedBatch
 from streams.insert_queue import InsertQueue, Queued
+from streams.offset_fence import REFUSAL_REASONS, OffsetFence, StoredPosition
 from streams.settings import Settings
 from streams.totals import Totals
 from streams.unreadable import CONTROL_TOPIC, SendDeadLetter, Unreadables, locate
@@ -64,13 +76,28 @@ SHUTDOWN_DRAIN_S = 10.0
 # how long a revocation or a stop waits for a window closing being stored (its marks tell
 # the next owner where to start; without them it emits that window again, replacing it)
 CLOSING_WAIT_S = 5.0
+# how long Kafka waits for members to rejoin a rebalance (revocations must finish sooner:
+# Settings.revoke_drain_timeout_s)
+REBALANCE_TIMEOUT_MS = 6000
+# how long stopping the Kafka consumer may take (it leaves the group)
+CONSUMER_STOP_S = 10.0
+TOPIC_LABELS = frozenset(TOPICS) | {labels.OTHER}
 
 # prepares one topic's messages; None when there is nothing to store (orders_by_session)
 Prepare = Callable[[Topic, Sequence[InMessage]], Awaitable[PreparedBatch | None]]
 # stores raw rows of a topic; returns once ClickHouse accepted them
 Store = Callable[[Topic, list[tuple[Any, ...]]], Awaitable[None]]
-# rebuilds the state of the assigned partition numbers; returns the offsets to resume at
-OnAssigned = Callable[[Sequence[int]], Awaitable[dict[tuple[Topic, int], int]]]
+# rebuilds the state of the assigned partition numbers; returns the newest stored offsets
+OnAssigned = Callable[[Sequence[int]], Awaitable[dict[tuple[Topic, int], StoredPosition]]]
+
+
+class TaskDied(Exception):
+    """A task of the reader died; ``task`` names it ("the inserter", "the reader"),
+    ``__cause__`` is why."""
+
+    def __init__(self, task: str) -> None:
+        super().__init__(f"{task} died")
+        self.task = task
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +129,7 @@ class SourceReader:
         routes: dict[str, Route],
         on_assigned: OnAssigned,
         send_dead_letter: SendDeadLetter | None = None,
+        fence: OffsetFence | None = None,
     ) -> None:
         self.settings = settings
         self.totals = totals
@@ -119,9 +147,20 @@ class SourceReader:
         # held by the window timer while it stores a closing (streams.app.CloseWindows)
         self.closing = asyncio.Lock()
         self.generation = 0  # assignments completed
+        self.listener_error: Exception | None = None  # what a rebalance step raised
+        self.listener_broken = asyncio.Event()
         self.sought: dict[TopicPartition, int] = {}  # this assignment's seeks
         # (generation, next offset to read per partition) of what was counted
         self.read_to: tuple[int, dict[TopicPartition, int]] = (0, {})
+        self.fence = fence or OffsetFence(
+            lambda: AIOKafkaConsumer(
+                bootstrap_servers=settings.kafka_bootstrap,
+                client_id=f"{settings.app_id}-fence",
+                enable_auto_commit=False,
+                auto_offset_reset="none",
+                max_partition_fetch_bytes=4 * 1024 * 1024,
+            )
+        )
         self.unreadables = Unreadables(
             totals,
             lambda name: routes[name].topic if name in routes else "other",
@@ -144,7 +183,7 @@ class SourceReader:
             # the local broker (tansu) makes joins wait ~half the session timeout
             session_timeout_ms=6000,
             heartbeat_interval_ms=1000,
-            rebalance_timeout_ms=6000,
+            rebalance_timeout_ms=REBALANCE_TIMEOUT_MS,
             max_partition_fetch_bytes=4 * 1024 * 1024,
             # partition p of every topic to the same member: co-partitioning (the default,
             # round robin, spreads them)
@@ -152,37 +191,69 @@ class SourceReader:
         )
 
     async def run(self) -> None:
-        """Read until cancelled (the Faust app stops its tasks on shutdown)."""
+        """Read until cancelled (the Faust app stops its tasks on shutdown).
+
+        Raises as soon as the reading loop or the inserter dies, whatever the other is
+        waiting on (a full insert queue, an assignment, a fetch): the worker must exit
+        rather than hang (``streams.app`` turns it into one line and a non-zero exit).
+        """
         consumer = self.consumer = self.make_consumer()
         consumer.subscribe(list(self.routes), listener=_Listener(self))
         await consumer.start()
         inserter = asyncio.create_task(self.insert_forever(), name="salewatch-inserter")
+        reading = asyncio.create_task(self.read_forever(consumer), name="salewatch-reading")
+        broken = asyncio.create_task(self.listener_broken.wait())
+        died = False
+        try:
+            await asyncio.wait({inserter, reading, broken}, return_when=asyncio.FIRST_COMPLETED)
+            died = True
+            for name, task in (("the inserter", inserter), ("the reader", reading)):
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    raise TaskDied(name) from task.exception()  # the inserter first: the
+                    # reader may have died of the queue the inserter failed
+            if self.listener_error is not None:
+                raise TaskDied("the rebalance listener") from self.listener_error
+        finally:
+            broken.cancel()
+            reading.cancel()
+            with contextlib.suppress(BaseException):
+                await reading
+            if died:  # no drain: exit now; what is not stored is read again (at least once)
+                inserter.cancel()
+            else:
+                await self.drain_before_stop(inserter)
+            await self.unreadables.close()
+            try:
+                await asyncio.wait_for(consumer.stop(), CONSUMER_STOP_S)
+            except TimeoutError:
+                log.warning("the Kafka consumer did not stop within %.0fs", CONSUMER_STOP_S)
+
+    async def read_forever(self, consumer: AIOKafkaConsumer) -> None:
+        """The reading loop: fetch, count, queue (see the module docstring)."""
         within_ms = int(self.settings.batch_within_s * 1000)
         max_records = 4 * self.settings.batch_size
-        try:
-            while True:
-                if inserter.done():
-                    inserter.result()  # an inserter crash stops the worker, not silently
-                await self.assignment_ready.wait()
-                generation = self.generation
-                if self.unreadables.stopped and self.unreadables.generation != generation:
-                    self.unreadables.forget()  # a new assignment ended the pauses
-                await self.unreadables.check_skips(consumer)
-                try:
-                    polled = await consumer.getmany(timeout_ms=within_ms, max_records=max_records)
-                except Exception as exc:
-                    polled = await self.read_up_to_unreadable(consumer, exc, within_ms)
-                if not polled:
-                    continue
-                if generation != self.generation or not self.assignment_ready.is_set():
-                    self.hand_back(consumer, polled)
-                    continue
-                async with self.preparing:
-                    await self.count_and_queue(polled)
-        finally:
-            await self.drain_before_stop(inserter)
-            await self.unreadables.close()
-            await consumer.stop()
+        while True:
+            await self.assignment_ready.wait()
+            generation = self.generation
+            if self.unreadables.stopped and self.unreadables.generation != generation:
+                self.unreadables.forget()  # a new assignment ended the pauses
+            await self.unreadables.check_skips(consumer)
+            try:
+                polled = await consumer.getmany(timeout_ms=within_ms, max_records=max_records)
+            except Exception as exc:
+                polled = await self.read_up_to_unreadable(consumer, exc, within_ms)
+            if not polled:
+                continue
+            if generation != self.generation or not self.assignment_ready.is_set():
+                self.hand_back(consumer, polled)
+                continue
+            async with self.preparing:
+                await self.count_and_queue(polled)
+
+    def listener_failed(self, exc: Exception) -> None:
+        """A rebalance step raised ``exc``: ``run()`` raises it (the worker exits)."""
+        self.listener_error = exc
+        self.listener_broken.set()
 
     async def drain_before_stop(self, inserter: asyncio.Task[None]) -> None:
         """On shutdown, store and commit what was counted (at most ``SHUTDOWN_DRAIN_S``).
@@ -192,7 +263,7 @@ class SourceReader:
         """
         self.assignment_ready.clear()
         await self.closing_stored()
-        if not inserter.done():
+        if not inserter.done() and not self.queue.failed:
             try:
                 await asyncio.wait_for(self.queue.drained(), SHUTDOWN_DRAIN_S)
             except TimeoutError:
@@ -285,11 +356,17 @@ class SourceReader:
         return polled
 
     async def insert_forever(self) -> None:
+        """Store and commit queued batches, oldest first. If it raises, the queue fails
+        (:meth:`InsertQueue.fail`): whoever waits on it raises too, nobody hangs."""
         max_events = 4 * self.settings.batch_size
-        while True:
-            taken = await self.queue.take(max_events)
-            await self.store_and_commit(taken)
-            await self.queue.done(taken)
+        try:
+            while True:
+                taken = await self.queue.take(max_events)
+                await self.store_and_commit(taken)
+                await self.queue.done(taken)
+        except BaseException as exc:
+            await self.queue.fail(exc)
+            raise
 
     async def store_and_commit(self, taken: list[Queued[ReadBatch]]) -> None:
         rows: dict[Topic, list[tuple[Any, ...]]] = defaultdict(list)
@@ -336,26 +413,52 @@ class SourceReader:
             self.closing.release()
 
     async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Before partitions go: wait for the fetch being counted, then for everything
+        queued to be stored and committed — at most ``revoke_drain_timeout_s``.
+
+        Kafka waits for this member only up to the rebalance timeout; a member that takes
+        longer (a ClickHouse outage) is evicted and its partitions are counted by another
+        member meanwhile. So at the bound the partitions are released anyway (one warning):
+        what was counted but not stored is read and counted again by the next owner (stored
+        once: the raw tables collapse it by ``event_id``; counted twice in Prometheus). The
+        inserter keeps storing it; offsets of partitions no longer owned are not committed.
+        """
         self.assignment_ready.clear()
         await self.closing_stored()
         if not revoked:
             return
-        async with self.preparing:
-            await self.queue.drained()
+        bound = self.settings.revoke_drain_timeout_s
+
+        async def drained() -> None:
+            async with self.preparing:
+                await self.queue.drained()
+
+        try:
+            await asyncio.wait_for(drained(), bound)
+        except TimeoutError:
+            log.warning(
+                "released %d partition(s) with %d counted events not stored in ClickHouse "
+                "after %.1fs (SALEWATCH_REVOKE_DRAIN_TIMEOUT_S); their next owner reads "
+                "them again",
+                len(revoked),
+                self.queue.events,
+                bound,
+            )
+            return
         log.info("released %d partition(s) after storing what was counted", len(revoked))
 
     async def partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         consumer = self.consumer
         assert consumer is not None
         partitions = sorted({tp.partition for tp in assigned})
-        next_offsets = await self.on_assigned(partitions)
-        wanted: dict[TopicPartition, int] = {}
+        stored_positions = await self.on_assigned(partitions)
+        wanted: dict[TopicPartition, StoredPosition] = {}
         for tp in assigned:
             route = self.routes.get(tp.topic)
             if route is not None and route.store is not None:
-                offset = next_offsets.get((route.topic, tp.partition))
-                if offset is not None:
-                    wanted[tp] = offset
+                stored = stored_positions.get((route.topic, tp.partition))
+                if stored is not None:
+                    wanted[tp] = stored
         self.sought = await self.seek_past_stored(consumer, wanted) if wanted else {}
         self.generation += 1
         self.assignment_ready.set()
@@ -363,34 +466,47 @@ class SourceReader:
             print(f"{READY_LINE} ({len(assigned)} partitions)", flush=True)
 
     async def seek_past_stored(
-        self, consumer: AIOKafkaConsumer, wanted: dict[TopicPartition, int]
+        self, consumer: AIOKafkaConsumer, wanted: dict[TopicPartition, StoredPosition]
     ) -> dict[TopicPartition, int]:
         """Seek each partition to the offset after the newest one ClickHouse holds.
 
-        Only forward of the group's committed offset. When the group has no committed
-        offset and the partition is shorter than ClickHouse says, the log is not the one
-        stored (a broker that lost its data recreated the topic): the partition is read
-        from its start, not from an offset that would skip its new events. Returns the
-        seeks made.
+        Only forward of the group's committed offset, and only when the fence
+        (``streams.offset_fence``) found the stored record at that offset in this log: a
+        broker that lost its data, a recreated topic or another cluster holds another
+        incarnation of the partition, whose records at those offsets are not stored. A
+        refused seek leaves the partition at the group's committed offset (or the log
+        start), logged once per assignment and counted in
+        ``salewatch_offset_fence_refusals_total``. Returns the seeks made.
         """
         committed = {tp: await consumer.committed(tp) for tp in wanted}
-        unknown = [tp for tp, off in committed.items() if off is None]
-        ends = await consumer.end_offsets(unknown) if unknown else {}
+        ahead = {
+            tp: stored
+            for tp, stored in wanted.items()
+            if committed[tp] is None or stored.next_offset > int(committed[tp] or 0)
+        }
+        verdicts = await self.fence.verify(ahead)
         sought: dict[TopicPartition, int] = {}
-        for tp, offset in wanted.items():
-            known = committed[tp]
-            if known is not None and offset <= known:
+        refused: list[str] = []
+        for tp, stored in sorted(ahead.items()):
+            verdict = verdicts.get(tp, "fetch_failed")
+            if verdict == "same":
+                consumer.seek(tp, stored.next_offset)
+                sought[tp] = stored.next_offset
                 continue
-            if known is None and offset > ends.get(tp, 0):
-                log.warning(
-                    "%s[%d]: ClickHouse holds offsets up to %d but the partition ends at %d"
-                    " and the group has no committed offset: the topic was recreated"
-                    " (a broker that lost its data?); reading it from its start",
-                    tp.topic, tp.partition, offset - 1, ends.get(tp, 0),
-                )  # fmt: skip
-                continue
-            consumer.seek(tp, offset)
-            sought[tp] = offset
+            topic = self.routes[tp.topic].topic if tp.topic in self.routes else "other"
+            self.totals.inc(
+                "salewatch_offset_fence_refusals_total",
+                (labels.closed(topic, TOPIC_LABELS), labels.closed(verdict, REFUSAL_REASONS)),
+            )
+            start = "its committed offset" if committed[tp] is not None else "its start"
+            refused.append(f"{tp.topic}[{tp.partition}] {verdict}, reading from {start}")
+        if refused:
+            log.warning(
+                "not resuming %d partition(s) after the offsets stored in ClickHouse: the"
+                " record stored at the newest offset is not in this log (a broker that lost"
+                " its data, a recreated topic, another cluster?): %s",
+                len(refused), "; ".join(refused),
+            )  # fmt: skip
         if sought:
             log.info(
                 "resuming %d partition(s) after the offsets stored in ClickHouse, past the"
@@ -405,11 +521,24 @@ class SourceReader:
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Runs the reader's rebalance steps. aiokafka logs and swallows what a listener
+    raises, which would leave the reader waiting for an assignment forever: the error is
+    handed to the reader instead (:meth:`SourceReader.listener_failed`), whose ``run()``
+    raises it."""
+
     def __init__(self, reader: SourceReader) -> None:
         self.reader = reader
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self.reader.partitions_revoked(revoked)
+        try:
+            await self.reader.partitions_revoked(revoked)
+        except Exception as exc:
+            self.reader.listener_failed(exc)
+            raise
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self.reader.partitions_assigned(assigned)
+        try:
+            await self.reader.partitions_assigned(assigned)
+        except Exception as exc:
+            self.reader.listener_failed(exc)
+            raise

@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     # rollup rows are named by partition (streams.counting.rollups.emitter), not by worker
     pipeline = Pipeline.from_settings(settings, totals)
     window_clock = make_clock(settings.window_clock)
-    recovery = make_recovery(settings, totals, pipeline, window_clock)
+    recovery = make_recovery(settings, totals, pipeline, window_clock, app)
     reader = add_reader(app, settings, totals, pipeline, window_clock, recovery)
     add_window_timer(app, pipeline, window_clock, reader, recovery)
     mode.loop.use("uvloop")  # what `faust -L uvloop` does: ~12 % less CPU per event

@@ -75,6 +75,7 @@ class Classifier:
         sessions: SessionTracker,
         regions: Iterable[str] = REGION_VALUES,
         categories: frozenset[str] = lv.DEFAULT_CATEGORIES,
+        max_order_categories: int | None = None,
     ) -> None:
         self.sessions = sessions
         self.channels = lookup(lv.CHANNELS)
@@ -91,8 +92,12 @@ class Classifier:
         self.category: Callable[[object], str] = lru_cache(maxsize=CATEGORY_CACHE_SIZE)(
             partial(lv.top_category, allowed=categories)
         )
-        # order_id -> (category, order_created ts)
-        self.order_categories: ExpiringDict[tuple[str, int]] = ExpiringDict(itemgetter(1))
+        # order_id -> (category, order_created ts); beyond ``max_order_categories`` the
+        # oldest minute is forgotten early: a payment of such an order counts under
+        # category "other" (salewatch_state_evictions_total{state="order_categories"})
+        self.order_categories: ExpiringDict[tuple[str, int]] = ExpiringDict(
+            itemgetter(1), capacity=max_order_categories
+        )
 
     def by_topic(self) -> dict[str, Callable[[Event, Tally], None]]:
         return {

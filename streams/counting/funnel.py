@@ -102,11 +102,16 @@ class MemorySessionStore(ExpiringDict[Session]):
     """An in-memory :class:`SessionStore` whose expiry costs O(expired sessions).
 
     Sessions are filed by the minute of their ``last_seen_ms`` (``ExpiringDict``), so a
-    session is deleted at most one minute after it became idle enough.
+    session is deleted at most one minute after it became idle enough. ``capacity``
+    (``SALEWATCH_MAX_LIVE_SESSIONS``): beyond it the least recently active minute of
+    sessions is forgotten early; a later event of such a session starts a new one, whose
+    funnel steps count again (visits over-counted, conversion under-stated), so the worker
+    shows ``salewatch_state_entries{state="sessions"}`` against its capacity and counts
+    ``salewatch_state_evictions_total{state="sessions"}``.
     """
 
-    def __init__(self) -> None:
-        super().__init__(_LAST_SEEN)
+    def __init__(self, capacity: int | None = None) -> None:
+        super().__init__(_LAST_SEEN, capacity=capacity)
 
     def expire_idle(self, before_ms: int) -> int:
         return self.expire(before_ms)

@@ -42,6 +42,7 @@ from streams.counting.active_users import SPANS_MINUTES, ActiveUsers
 from streams.counting.classify import Classifier
 from streams.counting.counters import add_to_totals, set_active_users
 from streams.counting.dedupe import DEFAULT_CAPACITY, RecentIds
+from streams.counting.expiring import ExpiringDict
 from streams.counting.funnel import (
     SESSION_TIMEOUT_MS,
     MemorySessionStore,
@@ -86,6 +87,8 @@ class Pipeline:
         categories: frozenset[str] = lv.DEFAULT_CATEGORIES,
         dedupe_capacity: int = DEFAULT_CAPACITY,
         sketch_precision: int = DEFAULT_PRECISION,
+        max_sessions: int | None = None,
+        max_order_categories: int | None = None,
     ) -> None:
         self.totals = totals
         # per window: {partition: tally}
@@ -93,13 +96,14 @@ class Pipeline:
             dict, size_ms, lateness_ms
         )
         self.sessions = SessionTracker(
-            sessions if sessions is not None else MemorySessionStore(),
+            sessions if sessions is not None else MemorySessionStore(max_sessions),
             session_timeout_ms,
             grace_ms=size_ms + lateness_ms,
         )
         self.recent = RecentIds(dedupe_capacity)
         self.active_users = ActiveUsers(size_ms, sketch_precision)
-        self.classifier = Classifier(self.sessions, regions, categories)
+        self.classifier = Classifier(self.sessions, regions, categories, max_order_categories)
+        self._evictions_reported: dict[str, int] = {}
         self._handlers = self.classifier.by_topic()
         self._reported_window = NO_WINDOW
         # start of the newest window this pipeline has closed (and returned rows for)
@@ -118,6 +122,9 @@ class Pipeline:
             sessions,
             lateness_ms=settings.allowed_lateness_s * 1000,
             regions=settings.regions,
+            dedupe_capacity=settings.dedupe_capacity,
+            max_sessions=settings.max_live_sessions,
+            max_order_categories=settings.max_order_categories,
         )
 
     def process(
@@ -189,9 +196,37 @@ class Pipeline:
             self.active_users.forget_before(newest - longest * self.windows.size_ms)
         self.sessions.expire(now_ms)
         self.classifier.expire(now_ms, grace_ms=self.sessions.grace_ms)
+        self.report_state()
         if self._counted_before and self._counted_before_start <= newest:
             self._counted_before = frozenset()  # any redelivery of them is late by now
         return rows
+
+    def report_state(self) -> None:
+        """Set the state-size gauges (entries and capacity of sessions, order categories,
+        dedupe ids) and count evictions by the caps since the last report."""
+        totals = self.totals
+        store = self.sessions.store
+        caps: list[tuple[str, int, int | None, int]] = [
+            ("dedupe_ids", len(self.recent), self.recent.capacity, 0),
+            (
+                "order_categories",
+                len(self.classifier.order_categories),
+                self.classifier.order_categories.capacity,
+                self.classifier.order_categories.evicted,
+            ),
+        ]
+        if isinstance(store, ExpiringDict):
+            caps.append(("sessions", len(store), store.capacity, store.evicted))
+        for state, entries, capacity, evicted in caps:
+            totals.set("salewatch_state_entries", (state,), entries)
+            if capacity is not None:
+                totals.set("salewatch_state_capacity", (state,), capacity)
+            # a store adopted from a rebuild starts its own count
+            reported = self._evictions_reported.get(state, 0)
+            if evicted != reported:
+                if evicted > reported:
+                    totals.inc("salewatch_state_evictions_total", (state,), evicted - reported)
+                self._evictions_reported[state] = evicted
 
     def warm_up(
         self,
@@ -268,6 +303,9 @@ class Pipeline:
         self.classifier = rebuilt.classifier
         self._handlers = rebuilt._handlers
         self.recent = rebuilt.recent
+        # the adopted stores count from 0; evictions during the rebuild are reported too:
+        # the state they dropped is missing from here on
+        self._evictions_reported = {}
         self._counted_before = counted_before
         self._counted_before_start = windows.start_of(counted_before_until_ms)
 

@@ -108,6 +108,8 @@ class ThrowawayTansu(Service):
         self.port = free_port()
         state.mkdir(parents=True, exist_ok=True)
         binary = REPO / ".salewatch" / "bin" / "tansu"
+        if not binary.exists():  # a worktree: the stack's state dir (SALEWATCH_STATE_DIR)
+            binary = Path(Settings().state_dir).resolve() / "bin" / "tansu"
         if not binary.exists():
             binary = Path(shutil.which("tansu") or "tansu")
         super().__init__(

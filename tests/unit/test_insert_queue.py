@@ -112,3 +112,25 @@ def test_drained_waits_for_batches_in_flight_including_empty_ones() -> None:
         return steps
 
     assert run(scenario()) == ["taken", "drained"]
+
+
+@pytest.mark.parametrize("waiter", ["put", "drained", "take"])
+def test_a_failed_queue_wakes_every_waiter_which_raises(waiter: str) -> None:
+    """The inserter died: whoever waits on the queue raises at once, nobody hangs."""
+    from streams.insert_queue import InsertQueueFailed
+
+    async def scenario() -> BaseException | None:
+        q: InsertQueue[str] = InsertQueue(max_events=10)
+        if waiter != "take":
+            await q.put("full", 10)
+        waits = {"put": lambda: q.put("more", 5), "drained": q.drained, "take": lambda: q.take(10)}
+        task = await blocked(waits[waiter]())
+        assert not task.done(), "should wait before the failure"
+        await q.fail(RuntimeError("inserter crashed"))
+        await asyncio.sleep(TICK)
+        assert task.done()
+        return task.exception()
+
+    exc = run(scenario())
+    assert isinstance(exc, InsertQueueFailed)
+    assert isinstance(exc.__cause__, RuntimeError)

@@ -8,14 +8,16 @@ commits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
 
+from streams.offset_fence import StoredPosition, Verdict
 from streams.settings import Settings
-from streams.source_reader import SourceReader
+from streams.source_reader import SourceReader, TaskDied
 from streams.totals import Totals
 
 A0, A1, B0 = TopicPartition("a", 0), TopicPartition("a", 1), TopicPartition("b", 0)
@@ -82,24 +84,47 @@ def test_records_fetched_during_a_rebalance_are_read_again_from_the_right_offset
     assert consumer.seeks == seeks
 
 
+@dataclass
+class FakeFence:
+    """Answers as if the record at each stored offset were (or were not) the stored one."""
+
+    verdicts: dict[TopicPartition, Verdict]
+    asked: list[set[TopicPartition]] = field(default_factory=list)
+
+    async def verify(
+        self, positions: dict[TopicPartition, StoredPosition]
+    ) -> dict[TopicPartition, Verdict]:
+        self.asked.append(set(positions))
+        return {tp: self.verdicts[tp] for tp in positions}
+
+
 SEEK_CASES = [
-    # (stored next offset, committed, partition end) -> seek or not
-    (100, 80, 500, 100),  # ClickHouse holds more than was committed: skip the stored
-    (100, 100, 500, None),  # already there
-    (100, 120, 500, None),  # committed further (dead-lettered tail): never backwards
-    (100, None, 500, 100),  # new group on the same log
-    (100, None, 40, None),  # no commit and a shorter log: recreated topic, read from start
+    # (stored next offset, committed, fence verdict) -> seek or not, fence asked
+    pytest.param(100, 80, "same", 100, True, id="ClickHouse holds more than committed"),
+    pytest.param(100, 100, "same", None, False, id="already there: no check"),
+    pytest.param(100, 120, "same", None, False, id="committed further: never backwards"),
+    pytest.param(100, None, "same", 100, True, id="new group on the same log"),
+    pytest.param(100, None, "record_missing", None, True, id="shorter log: read from start"),
+    pytest.param(100, None, "event_id_differs", None, True, id="another incarnation"),
+    pytest.param(100, 80, "event_id_differs", None, True, id="doubt: from committed"),
+    pytest.param(100, 80, "fetch_failed", None, True, id="cannot check: from committed"),
 ]
 
 
-@pytest.mark.parametrize(("stored", "committed", "end", "seek"), SEEK_CASES)
-def test_seek_past_stored_only_forward_and_only_within_the_log(
-    stored: int, committed: int | None, end: int, seek: int | None
+@pytest.mark.parametrize(("stored", "committed", "verdict", "seek", "asked"), SEEK_CASES)
+def test_seek_past_stored_only_forward_and_only_in_the_same_incarnation(
+    stored: int, committed: int | None, verdict: Verdict, seek: int | None, asked: bool
 ) -> None:
-    consumer = FakeConsumer({A0}, committed_offsets={A0: committed}, end={A0: end})
-    sought = asyncio.run(reader().seek_past_stored(consumer, {A0: stored}))
+    consumer = FakeConsumer({A0}, committed_offsets={A0: committed})
+    fence = FakeFence({A0: verdict})
+    totals = Totals()
+    r = SourceReader(Settings(), totals, {}, _no_recovery, fence=fence)  # type: ignore[arg-type]
+    sought = asyncio.run(r.seek_past_stored(consumer, {A0: StoredPosition(stored - 1, "e")}))
     assert consumer.seeks == ({A0: seek} if seek is not None else {})
     assert sought == consumer.seeks
+    assert fence.asked == ([{A0}] if asked else [set()])
+    refusals = totals.get("salewatch_offset_fence_refusals_total", ("other", verdict))
+    assert refusals == (1 if asked and verdict != "same" else 0)
 
 
 def test_commits_only_partitions_still_owned() -> None:
@@ -110,3 +135,120 @@ def test_commits_only_partitions_still_owned() -> None:
     assert consumer.commits == [{A0: 7}]
     asyncio.run(r.commit({B0: 4}))  # nothing owned: no empty commit
     assert consumer.commits == [{A0: 7}]
+
+
+# ------------------------------------------------------------------ a task dies
+
+
+@dataclass
+class KafkaRecord:
+    offset: int
+    value: bytes = b"{}"
+    key: bytes | None = None
+    partition: int = 0
+
+
+@dataclass
+class LoopConsumer(FakeConsumer):
+    """Enough of aiokafka for :meth:`SourceReader.run`: one partition, endless records."""
+
+    listener: Any = None
+    next_offset: int = 0
+    stopped: bool = False
+
+    def subscribe(self, topics: list[str], listener: Any) -> None:
+        self.listener = listener
+
+    async def start(self) -> None:
+        await self.listener.on_partitions_assigned(self.owned)
+
+    def paused(self) -> set[TopicPartition]:
+        return set()
+
+    async def getmany(self, **_: Any) -> dict[TopicPartition, list[KafkaRecord]]:
+        await asyncio.sleep(0)
+        records = [KafkaRecord(self.next_offset + i) for i in range(10)]
+        self.next_offset += 10
+        return {A0: records}
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+@pytest.mark.parametrize("dies", ["inserter", "reading"])
+def test_run_raises_promptly_when_a_task_dies_while_the_queue_is_full(dies: str) -> None:
+    """The inserter raises while the reader waits on a full insert queue: ``run()`` raises
+    within a second with that error, instead of waiting on the queue forever. The reading
+    loop raising while ClickHouse is down (the inserter stuck): ``run()`` raises at once,
+    without the shutdown drain (10 s)."""
+    from streams.ingest import BatchResult, PreparedBatch
+    from streams.source_reader import Route
+
+    release = asyncio.Event()
+
+    async def prepare(topic: Any, messages: Any) -> PreparedBatch:
+        if dies == "reading" and messages[0].offset >= 10:
+            raise ValueError("counting broke")
+        return PreparedBatch("carts", [()] * len(messages) * 100, BatchResult(len(messages), 0))
+
+    async def store(topic: Any, rows: Any) -> None:
+        if dies == "reading":
+            await asyncio.Event().wait()  # ClickHouse down: the queue fills
+        await release.wait()
+        raise RuntimeError("ClickHouse refused it for good")
+
+    settings = Settings(insert_backlog_max_events=1000, batch_size=10)
+    r = SourceReader(settings, Totals(), {"a": Route("carts", prepare, store)}, _no_recovery)
+    consumer = LoopConsumer({A0})
+    r.make_consumer = lambda: consumer  # type: ignore[assignment,return-value,method-assign]
+
+    async def scenario() -> BaseException:
+        task = asyncio.create_task(r.run())
+        await asyncio.sleep(0.2)
+        assert r.queue.events >= 1000, "the queue is full"
+        if dies == "inserter":
+            assert not task.done(), "the reader waits on the full queue"
+        release.set()
+        try:
+            await asyncio.wait_for(task, 1.0)
+        except Exception as exc:
+            return exc
+        raise AssertionError("run() returned")
+
+    exc = asyncio.run(scenario())
+    assert isinstance(exc, TaskDied)
+    if dies == "inserter":
+        assert exc.task == "the inserter"
+        assert isinstance(exc.__cause__, RuntimeError) and "for good" in str(exc.__cause__)
+    else:
+        assert exc.task == "the reader" and isinstance(exc.__cause__, ValueError)
+    assert consumer.stopped
+
+
+def test_run_raises_when_a_rebalance_step_fails() -> None:
+    """aiokafka swallows what a rebalance listener raises; the reader must not then wait
+    for an assignment forever: ``run()`` raises the listener's error."""
+
+    async def rebuild_bug(partitions: Any) -> dict[Any, StoredPosition]:
+        raise KeyError("a bug in the rebuild")
+
+    r = SourceReader(Settings(), Totals(), {}, rebuild_bug)
+
+    class SwallowingConsumer(LoopConsumer):
+        async def start(self) -> None:  # as aiokafka's coordinator: log and go on
+            with contextlib.suppress(Exception):
+                await self.listener.on_partitions_assigned(self.owned)
+
+    consumer = SwallowingConsumer({A0})
+    r.make_consumer = lambda: consumer  # type: ignore[assignment,return-value,method-assign]
+
+    async def scenario() -> BaseException:
+        try:
+            await asyncio.wait_for(r.run(), 2.0)
+        except Exception as exc:
+            return exc
+        raise AssertionError("run() returned")
+
+    exc = asyncio.run(scenario())
+    assert isinstance(exc, TaskDied) and exc.task == "the rebalance listener"
+    assert isinstance(exc.__cause__, KeyError)

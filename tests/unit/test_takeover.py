@@ -469,7 +469,22 @@ def test_on_assigned_that_cannot_rebuild_starts_the_partitions_over() -> None:
         raise NetworkError("Connection refused")
 
     recovery, stored = recovery_for(live, unreachable)
+    recovery.totals = totals = Totals()
     assert asyncio.run(recovery.on_assigned([0, 1])) == {}
     assert recovery.held == (0, 1)
     assert live.close_windows(T0 + 60 * MIN) == []
     assert not stored.calls
+    assert totals.get("salewatch_rebuild_failures_total", ("clickhouse_unreachable",)) == 1
+
+
+def test_on_assigned_does_not_swallow_a_programming_error() -> None:
+    """Only ClickHouse trouble is survived; a bug propagates (the worker stops)."""
+
+    def broken() -> tuple[Query, Callable[[], None]]:
+        raise KeyError("a bug")
+
+    recovery, _ = recovery_for(Pipeline(Totals()), broken)
+    recovery.totals = totals = Totals()
+    with pytest.raises(KeyError):
+        asyncio.run(recovery.on_assigned([0, 1]))
+    assert totals.total("salewatch_rebuild_failures_total") == 0
