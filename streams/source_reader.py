@@ -399,15 +399,15 @@ class SourceReader:
             # the raw tables collapse the repeated rows by event_id
             log.warning("committing offsets of %d partition(s) failed: %s", len(mine), exc)
 
-    async def closing_stored(self) -> None:
-        """Wait (at most ``CLOSING_WAIT_S``) for a window closing being stored."""
+    async def closing_stored(self, timeout_s: float = CLOSING_WAIT_S) -> None:
+        """Wait (at most ``timeout_s``) for a window closing being stored."""
         try:
-            await asyncio.wait_for(self.closing.acquire(), CLOSING_WAIT_S)
+            await asyncio.wait_for(self.closing.acquire(), max(timeout_s, 0.0))
         except TimeoutError:
             log.warning(
-                "a window closing is still being stored after %.0fs; the next owner of "
-                "these partitions emits that window again",
-                CLOSING_WAIT_S,
+                "a window closing is still being stored after %.1fs; the next owner of "
+                "these partitions emits that window again (its rows are replaced)",
+                timeout_s,
             )
         else:
             self.closing.release()
@@ -422,12 +422,15 @@ class SourceReader:
         what was counted but not stored is read and counted again by the next owner (stored
         once: the raw tables collapse it by ``event_id``; counted twice in Prometheus). The
         inserter keeps storing it; offsets of partitions no longer owned are not committed.
+        The bound covers the wait for a window closing being stored too.
         """
         self.assignment_ready.clear()
-        await self.closing_stored()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await self.closing_stored(min(CLOSING_WAIT_S, self.settings.revoke_drain_timeout_s))
         if not revoked:
             return
-        bound = self.settings.revoke_drain_timeout_s
+        bound = max(self.settings.revoke_drain_timeout_s - (loop.time() - started), 0.0)
 
         async def drained() -> None:
             async with self.preparing:
