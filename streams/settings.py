@@ -60,6 +60,18 @@ class Settings(BaseSettings):
     clickhouse_user: str = "default"
     clickhouse_password: SecretStr = SecretStr("")
     clickhouse_database: str = Field("salewatch", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    clickhouse_cluster: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="name of a ClickHouse cluster (remote_servers): migrate creates replicated "
+        "local tables on every node and Distributed tables over them; unset: one node",
+    )
+    zookeeper_port: int = Field(
+        2181,
+        ge=1,
+        le=65535,
+        description="ZooKeeper of the local cluster (stack up --clickhouse-cluster)",
+    )
     clickhouse_worker_user: str = Field(
         "salewatch_worker",
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
