@@ -43,6 +43,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The SALEWATCH_* environment that reproduces ``settings`` in a subprocess."""
     env: dict[str, str] = {}
     for name, value in settings.model_dump().items():
+        if value is None:  # unset (e.g. no cluster): absent, not the text "None"
+            continue
         if hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
         text = json.dumps(value) if isinstance(value, list) else str(value)
