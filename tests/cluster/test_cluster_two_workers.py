@@ -46,13 +46,14 @@ from tests.faults.test_two_workers import (
     stop_all,
     two_workers,
 )
-from tests.integration.support import ch_scalar, metric_value, wait_until
+from tests.integration.support import ch_scalar, clickhouse, metric_value, wait_until
 
 pytestmark = pytest.mark.integration
 
 DUPLICATE_EVERY = 50
 ZOOKEEPER_DOWN_S = 30
 RAW_LOCAL = ("orders_raw_local", "carts_raw_local")
+REDELIVERED = 300
 
 
 @dataclass
@@ -64,6 +65,7 @@ class ClusterOutcome:
     replicas: dict[str, dict[int, tuple[int, ...]]]  # table -> shard -> count per replica
     write_errors: float = 0.0
     received_while_down: float = 0.0
+    redelivered: tuple[int, int] = (0, 0)  # orders_raw (physical, FINAL) after redelivering
 
 
 def with_duplicates(run: Stream) -> int:
@@ -107,6 +109,23 @@ def replicas_agree(counts: dict[str, dict[int, tuple[int, ...]]]) -> bool:
     return all(len(set(c)) == 1 for by_shard in counts.values() for c in by_shard.values())
 
 
+def redeliver_rows(settings: Settings, n: int) -> tuple[int, int]:
+    """Insert ``n`` stored orders again through the Distributed table, as a worker does
+    after a crash between insert and offset commit; (physical rows, rows FINAL) after."""
+    client = clickhouse(settings)
+    try:
+        client.execute(
+            f"INSERT INTO orders_raw SELECT * FROM orders_raw LIMIT {n}",
+            settings={"insert_distributed_sync": 1},
+        )
+    finally:
+        client.disconnect()
+    return (
+        int(ch_scalar(settings, "SELECT count() FROM orders_raw")),
+        int(ch_scalar(settings, "SELECT count() FROM orders_raw FINAL")),
+    )
+
+
 def physical(settings: Settings) -> int:
     return sum(int(ch_scalar(settings, f"SELECT count() FROM {t[:-6]}")) for t in RAW_LOCAL)
 
@@ -134,10 +153,16 @@ def replicas_and_worker_killed(
         moved_s = move_b_away(run, signal.SIGKILL)
         outcome = settle(run, before, moved_s)
         replicas = wait_until(
-            lambda: replica_counts(cluster_settings), replicas_agree, 60, "replicas caught up"
+            lambda: replica_counts(run.settings), replicas_agree, 60, "replicas caught up"
         )
+        rows = physical(run.settings)
         return ClusterOutcome(
-            outcome, duplicates, physical(run.settings), time.monotonic() - started, replicas
+            outcome,
+            duplicates,
+            rows,
+            time.monotonic() - started,
+            replicas,
+            redelivered=redeliver_rows(run.settings, REDELIVERED),
         )
     finally:
         stop_all(run)
@@ -169,7 +194,7 @@ def zookeeper_stopped(
         run.a_log_at_move = len(run.a.log_text())
         outcome = settle(run, (0.0, 0.0), 0.0)
         replicas = wait_until(
-            lambda: replica_counts(cluster_settings), replicas_agree, 60, "replicas caught up"
+            lambda: replica_counts(run.settings), replicas_agree, 60, "replicas caught up"
         )
         return ClusterOutcome(
             outcome,
@@ -197,6 +222,16 @@ def test_raw_tables_hold_every_event_exactly_once(scenario: ClusterOutcome) -> N
     outcome = scenario.outcome
     assert outcome.counts["orders_raw"][:2] == (outcome.n_orders, outcome.n_orders)
     assert outcome.counts["carts_raw"][:2] == (outcome.n_carts, outcome.n_carts)
+
+
+def test_a_redelivered_row_lands_on_its_originals_shard_and_final_collapses_it(
+    replicas_and_worker_killed: ClusterOutcome,
+) -> None:
+    """Sharded by ``cityHash64(event_id)``: ``FINAL``, applied per shard, sees both copies."""
+    physical_rows, final_rows = replicas_and_worker_killed.redelivered
+    n_orders = replicas_and_worker_killed.outcome.n_orders
+    assert final_rows == n_orders
+    assert physical_rows >= n_orders + REDELIVERED  # stored twice, counted once
 
 
 def test_rollups_of_closed_windows_match_ground_truth(scenario: ClusterOutcome) -> None:
