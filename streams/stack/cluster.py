@@ -203,16 +203,23 @@ def render_node_config(
 
 
 def zookeeper_health(port: int, timeout_s: float = health.PROBE_TIMEOUT_S) -> Health:
-    """ZooKeeper: the four-letter word ``ruok`` answers ``imok``."""
+    """ZooKeeper: the four-letter word ``srvr`` reports a mode, i.e. it serves sessions
+    (``ruok`` answers ``imok`` earlier, while a restarted server still refuses them, and
+    ClickHouse 18.16 starting then exits with status 70)."""
     try:
         with socket.create_connection((LISTEN_HOST, port), timeout=timeout_s) as sock:
-            sock.sendall(b"ruok")
-            answer = sock.recv(16)
+            sock.sendall(b"srvr")
+            answer = b""
+            while chunk := sock.recv(4096):
+                answer += chunk
     except OSError as exc:
-        return Health(False, f"ruok on {LISTEN_HOST}:{port}: {exc}")
-    if answer != b"imok":
-        return Health(False, f"ruok answered {answer!r}")
-    return Health(True, "imok")
+        return Health(False, f"srvr on {LISTEN_HOST}:{port}: {exc}")
+    text = answer.decode(errors="replace")
+    mode = re.search(r"^Mode: (\w+)", text, re.MULTILINE)
+    if mode is None:
+        return Health(False, text.strip()[:80] or "srvr: no answer")
+    version = re.search(r"version: ([\d.]+)", text)
+    return Health(True, f"ZooKeeper {version[1] if version else '?'}, {mode[1]}")
 
 
 def node_health(settings: Settings, node: Node) -> Health:

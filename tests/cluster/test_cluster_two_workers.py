@@ -165,7 +165,9 @@ def replicas_and_worker_killed(
             redelivered=redeliver_rows(run.settings, REDELIVERED),
         )
     finally:
+        stopping = time.monotonic()
         stop_all(run)
+        print(f"\nstopped workers, dropped the database in {time.monotonic() - stopping:.1f} s")
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +208,9 @@ def zookeeper_stopped(
             received_while_down,
         )
     finally:
+        stopping = time.monotonic()
         stop_all(run)
+        print(f"\nstopped workers, dropped the database in {time.monotonic() - stopping:.1f} s")
 
 
 @pytest.fixture(params=["replicas_and_worker_killed", "zookeeper_stopped"])
