@@ -221,7 +221,13 @@ def zookeeper_stopped(
 @pytest.fixture(params=["replicas_and_worker_killed", "zookeeper_stopped"])
 def scenario(request: pytest.FixtureRequest) -> ClusterOutcome:
     result: ClusterOutcome = request.getfixturevalue(request.param)
-    print(f"\n{request.param}: {result.seconds:.0f} s, replicas {result.replicas}")
+    print(
+        f"\n{request.param}: {result.seconds:.0f} s, replicas {result.replicas}, "
+        f"{result.duplicates_sent} duplicates sent, {result.physical_rows} raw rows before "
+        f"FINAL, redelivered (physical, FINAL) {result.redelivered}, write errors "
+        f"{result.write_errors:.0f}, received while ZooKeeper was down "
+        f"{result.received_while_down:.0f}"
+    )
     return result
 
 
