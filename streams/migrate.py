@@ -52,6 +52,12 @@ The worker's ClickHouse user (after the migrations, on every run; not a migratio
   no ``access_management`` (code 497), there is no writable user directory (code 514, e.g.
   chdb) or the user is defined in ``users.xml`` (code 495: its rights are set there).
 
+On a cluster (``SALEWATCH_CLICKHOUSE_CLUSTER``): every node listed in ``system.clusters`` is
+migrated, one migration on every node that lacks it, then the next; each statement in its
+cluster form (``streams.cluster_schema``: replicated local tables, Distributed tables under
+the usual names); each node records its own ``schema_migrations``, so ``--status`` shows a
+half-migrated cluster and the next run finishes it. Why not ``ON CLUSTER``: docs/scaling.md.
+
 The Python API takes an ``execute`` callable (one SQL string in, result rows out), so the
 same code drives clickhouse-driver (``client.execute``) and chdb (:func:`chdb_executor`).
 """
