@@ -109,6 +109,28 @@ def recorded_cluster(layout: StateLayout) -> ClusterShape | None:
         return None
 
 
+def _refuse_other_shape(
+    settings: Settings, layout: StateLayout, wanted: ClusterShape | None
+) -> None:
+    """StackError if this state dir runs ClickHouse in another shape (one node vs a
+    cluster, or another cluster): starting the new one would orphan the old processes."""
+    recorded = recorded_cluster(layout)
+    if recorded == wanted:
+        return
+    running = [
+        spec.name
+        for spec in build_specs(settings, layout, cluster_shape=recorded)
+        if spec.binary.name in ("clickhouse-server", "java") and _our_pid(spec, layout)
+    ]
+    if running:
+        was = f"cluster {recorded}" if recorded else "one ClickHouse server"
+        now = f"cluster {wanted}" if wanted else "one ClickHouse server"
+        raise StackError(
+            f"{layout.root} runs {was} ({', '.join(running)}); `salewatch stack down` "
+            f"before starting {now}"
+        )
+
+
 def _our_pid(spec: ServiceSpec, layout: StateLayout) -> int | None:
     """PID of our running daemon for ``spec``: from its PID file, else from /proc."""
     pid = processes.read_pid(layout.pid_file(spec.name))
@@ -213,6 +235,7 @@ def up(
     layout.create()
     with _locked(layout):
         wanted = ALL_BINARIES if cluster_shape is None else (*ALL_BINARIES, ZOOKEEPER)
+        _refuse_other_shape(settings, layout, cluster_shape)
         binaries = ensure_installed(wanted, layout, echo)
         specs = build_specs(settings, layout, binaries, cluster_shape=cluster_shape)
         if cluster_shape is None:
