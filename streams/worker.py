@@ -93,6 +93,34 @@ def _check_cluster(client: Any, settings: Settings) -> str | None:
             "this database was migrated for one node; "
             "migrate it with SALEWATCH_CLICKHOUSE_CLUSTER set"
         )
+    return _check_schema_versions(client, settings)
+
+
+def _check_schema_versions(client: Any, settings: Settings) -> str | None:
+    """A half-migrated cluster (nodes at different schema versions) is refused: a worker
+    would insert columns some shards lack. Nodes that do not answer are skipped (one
+    replica down must not stop the workers); ``salewatch migrate`` needs them all."""
+    versions: dict[str, int] = {}
+    for host, port in client.execute(
+        "SELECT host_name, port FROM system.clusters WHERE cluster = %(c)s",
+        {"c": settings.clickhouse_cluster},
+    ):
+        node = settings.model_copy(update={"clickhouse_host": host, "clickhouse_port": port})
+        node_client = make_client(node, use_database=False, connect_timeout_s=2.0)
+        try:
+            rows = node_client.execute(
+                f"SELECT max(version) FROM {settings.clickhouse_database}.schema_migrations"
+            )
+        except Exception:  # unreachable or not migrated at all: migrate will say which
+            continue
+        finally:
+            node_client.disconnect()
+        versions[f"{host}:{port}"] = int(rows[0][0])
+    if len(set(versions.values())) > 1:
+        return (
+            f"half-migrated cluster (schema version per node: {versions}); "
+            "run `salewatch migrate` to finish it"
+        )
     return None
 
 

@@ -17,6 +17,7 @@ from streams.migrate import (
     discover_migrations,
 )
 from streams.settings import Settings
+from streams.worker import check_clickhouse
 from tests.cluster.conftest import SHAPE, cluster_node_settings
 from tests.faults.conftest import drop_database
 from tests.integration.support import ch_rows, isolated_settings, run_cli
@@ -79,9 +80,12 @@ def test_a_half_migrated_cluster_is_detected_and_finished(fresh: Settings) -> No
     assert status.returncode == 1
     assert "half-migrated cluster" in status.stdout, status.stdout
     assert last.name not in _engines(fresh, 3)
+    refused = check_clickhouse(fresh)
+    assert refused is not None and "half-migrated cluster" in refused, refused
 
     finish = run_cli(fresh, "migrate")
     assert finish.returncode == 0, finish.stderr
     assert finish.stdout.count(f"applied {last.id}") == 2, finish.stdout
     assert run_cli(fresh, "migrate", "--status").returncode == 0
     assert "window_emitters_local" in _engines(fresh, 3)
+    assert check_clickhouse(fresh) is None
