@@ -21,6 +21,7 @@ import pytest
 
 from streams.dashboards.sql import expand_macros
 from streams.settings import Settings
+from tests.faults.conftest import free_port
 from tests.integration.support import (
     clickhouse,
     isolated_settings,
@@ -48,7 +49,8 @@ def doc_queries() -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def fed(cluster_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    settings = isolated_settings(cluster_settings)
+    # a free metrics port: 9109 (the shared stack's scraped one) may be another test's
+    settings = isolated_settings(cluster_settings, metrics_port=free_port())
     result = run_cli(settings, "migrate")
     assert result.returncode == 0, result.stderr
     log = tmp_path_factory.mktemp("cluster-queries") / "worker.log"
