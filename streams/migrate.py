@@ -111,10 +111,16 @@ class ChecksumMismatch(MigrationError):
 class MigrationFailed(MigrationError):
     """A statement of a migration failed; ``__cause__`` is the engine's error."""
 
-    def __init__(self, migration: Migration, statement: int, cause: BaseException) -> None:
+    def __init__(
+        self,
+        migration: Migration,
+        statement: int,
+        cause: BaseException,
+        total: int | None = None,  # statements actually run (a cluster form has more)
+    ) -> None:
         self.migration = migration
         self.statement = statement
-        total = len(migration.statements)
+        total = len(migration.statements) if total is None else total
         super().__init__(
             f"migration {migration.id} failed at statement {statement} of {total}: "
             f"{server_message(cause)}"
@@ -460,7 +466,7 @@ def apply_cluster_migrations(
                 except MigrationError:
                     raise
                 except Exception as exc:
-                    raise MigrationFailed(migration, number, exc) from exc
+                    raise MigrationFailed(migration, number, exc, len(statements)) from exc
             _record(execute, database, migration)
             result = Applied(migration, time.perf_counter() - started)
             done[node].append(result)
