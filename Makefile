@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 
-.PHONY: install lint test demo demo-stop drill two-workers-loop stack-up stack-down benchmarks schemas
+.PHONY: install lint test demo demo-stop drill two-workers-loop stack-up stack-down cluster-up cluster-tests benchmarks schemas
 
 install:  ## Python package with dev tools (services are installed by `salewatch stack up`)
 	$(PIP) install --quiet --disable-pip-version-check -e '.[dev]'
@@ -32,6 +32,12 @@ stack-up: install
 
 stack-down:
 	salewatch stack down
+
+cluster-up: install  ## the local stack with a 2x2 ClickHouse cluster (then SALEWATCH_CLICKHOUSE_CLUSTER=salewatch salewatch migrate)
+	salewatch stack up --clickhouse-cluster 2x2
+
+cluster-tests: install  ## the cluster tests alone (~4 min; a 2x2 cluster of their own on free ports)
+	python3 -m pytest tests/cluster
 
 schemas:  ## regenerate the published JSON Schemas from streams/events.py
 	$(PYTHON) -m streams.schemagen

@@ -35,6 +35,14 @@ SESSION_SETTINGS: dict[str, Any] = {
     "allow_experimental_low_cardinality_type": 1,
 }
 
+# Sent with every query when SALEWATCH_CLICKHOUSE_CLUSTER is set. The worker commits Kafka
+# offsets once an insert returns, so an insert into a Distributed table must return only
+# once every shard's part is written to one replica (18.16 queues it on local disk and sends
+# it later by default: a crash before the send would lose rows whose offsets were
+# committed). The worker checks at start that the server knows the setting, since the
+# driver would drop it silently otherwise (streams.worker.check_clickhouse).
+CLUSTER_SESSION_SETTINGS: dict[str, Any] = {"insert_distributed_sync": 1}
+
 # server error codes that mean "wrong user or password" (18.16 and current ClickHouse)
 _AUTH_ERROR_CODES = frozenset({192, 193, 194, 516})
 _UNKNOWN_DATABASE = 81
@@ -71,7 +79,11 @@ def make_client(
         connect_timeout=connect_timeout_s or settings.clickhouse_connect_timeout_s,
         send_receive_timeout=send_receive_timeout_s or settings.clickhouse_send_receive_timeout_s,
         sync_request_timeout=sync_request_timeout_s,
-        settings={**SESSION_SETTINGS, **(extra_settings or {})},
+        settings={
+            **SESSION_SETTINGS,
+            **(CLUSTER_SESSION_SETTINGS if settings.clickhouse_cluster else {}),
+            **(extra_settings or {}),
+        },
     )
 
 

@@ -173,7 +173,8 @@ NUMBERS: tuple[Number, ...] = (
         '{event_type=~"payment_succeeded|payment_failed"}[5m]))',
         "SELECT payment_method,\n"
         "    sumIf(orders, event_type = 'payment_succeeded')\n"
-        "      / sumIf(orders, event_type IN ('payment_succeeded', 'payment_failed'))"
+        # OR, not IN: 18.16 fails to merge sumIf(x, lowcard IN (...)) across shards
+        "      / sumIf(orders, event_type = 'payment_succeeded' OR event_type = 'payment_failed')"
         " AS success_rate\n"
         "FROM salewatch.orders_1m FINAL\n"
         "WHERE window_start >= now() - 3600\n"

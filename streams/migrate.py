@@ -52,6 +52,12 @@ The worker's ClickHouse user (after the migrations, on every run; not a migratio
   no ``access_management`` (code 497), there is no writable user directory (code 514, e.g.
   chdb) or the user is defined in ``users.xml`` (code 495: its rights are set there).
 
+On a cluster (``SALEWATCH_CLICKHOUSE_CLUSTER``): every node listed in ``system.clusters`` is
+migrated, one migration on every node that lacks it, then the next; each statement in its
+cluster form (``streams.cluster_schema``: replicated local tables, Distributed tables under
+the usual names); each node records its own ``schema_migrations``, so ``--status`` shows a
+half-migrated cluster and the next run finishes it. Why not ``ON CLUSTER``: docs/scaling.md.
+
 The Python API takes an ``execute`` callable (one SQL string in, result rows out), so the
 same code drives clickhouse-driver (``client.execute``) and chdb (:func:`chdb_executor`).
 """
@@ -80,6 +86,7 @@ from streams.clickhouse_client import (
     quiet_driver_logging,
     server_message,
 )
+from streams.cluster_schema import Statement, cluster_statements
 from streams.settings import ENV_PREFIX, Settings, load_settings
 
 Row = Sequence[Any]
@@ -104,10 +111,16 @@ class ChecksumMismatch(MigrationError):
 class MigrationFailed(MigrationError):
     """A statement of a migration failed; ``__cause__`` is the engine's error."""
 
-    def __init__(self, migration: Migration, statement: int, cause: BaseException) -> None:
+    def __init__(
+        self,
+        migration: Migration,
+        statement: int,
+        cause: BaseException,
+        total: int | None = None,  # statements actually run (a cluster form has more)
+    ) -> None:
         self.migration = migration
         self.statement = statement
-        total = len(migration.statements)
+        total = len(migration.statements) if total is None else total
         super().__init__(
             f"migration {migration.id} failed at statement {statement} of {total}: "
             f"{server_message(cause)}"
@@ -310,6 +323,14 @@ def pending(
     return [m for m in migrations if m.version not in applied]
 
 
+def _record(execute: Execute, database: str, migration: Migration) -> None:
+    execute(
+        f"INSERT INTO {database}.{MIGRATIONS_TABLE} (version, name, checksum, applied_at) "
+        f"SELECT {migration.version}, {_quote(migration.name)}, "
+        f"{_quote(migration.checksum)}, now()"
+    )
+
+
 def apply_migrations(
     execute: Execute,
     database: str,
@@ -335,16 +356,132 @@ def apply_migrations(
                 execute(statement)
             except Exception as exc:
                 raise MigrationFailed(migration, number, exc) from exc
-        execute(
-            f"INSERT INTO {database}.{MIGRATIONS_TABLE} (version, name, checksum, applied_at) "
-            f"SELECT {migration.version}, {_quote(migration.name)}, "
-            f"{_quote(migration.checksum)}, now()"
-        )
+        _record(execute, database, migration)
         result = Applied(migration, time.perf_counter() - started)
         done.append(result)
         if on_applied is not None:
             on_applied(result)
     return done
+
+
+# ---------------------------------------------------------------------------- cluster
+
+REPLICATED_ALTER_WAIT_S = 60.0
+
+
+@dataclass(frozen=True)
+class ClusterNode:
+    """One server of the cluster as ``system.clusters`` names it (shard and replica from 1)."""
+
+    shard: int
+    replica: int
+    host: str
+    port: int
+
+    @property
+    def name(self) -> str:
+        return f"shard {self.shard} replica {self.replica} ({self.host}:{self.port})"
+
+
+def cluster_nodes(execute: Execute, cluster: str) -> list[ClusterNode]:
+    """The nodes of ``cluster`` (by shard, then replica); MigrationError if it is unknown."""
+    rows = execute(
+        "SELECT shard_num, replica_num, host_name, port FROM system.clusters "
+        f"WHERE cluster = {_quote(cluster)} ORDER BY shard_num, replica_num"
+    )
+    if not rows:
+        raise MigrationError(
+            f"cluster {cluster!r} is not in this server's remote_servers "
+            f"(check {ENV_PREFIX}CLICKHOUSE_CLUSTER)"
+        )
+    return [ClusterNode(int(s), int(r), str(h), int(p)) for s, r, h, p in rows]
+
+
+def _columns(execute: Execute, database: str, table: str) -> list[tuple[str, str]]:
+    rows = execute(
+        "SELECT name, type FROM system.columns "
+        f"WHERE database = {_quote(database)} AND table = {_quote(table)}"
+    )
+    return [(str(n), str(t)) for n, t in rows]
+
+
+def _wait_replicated_alter(
+    execute: Execute, first_replica: Execute, database: str, table: str, node: ClusterNode
+) -> None:
+    """Wait until ``table`` on this replica has the columns its shard's first replica has."""
+    deadline = time.monotonic() + REPLICATED_ALTER_WAIT_S
+    want = _columns(first_replica, database, table)
+    while _columns(execute, database, table) != want:
+        if time.monotonic() > deadline:
+            raise MigrationError(
+                f"{node.name}: the ALTER of {database}.{table} applied on the shard's first "
+                f"replica did not arrive here within {REPLICATED_ALTER_WAIT_S:.0f} s "
+                "(replication queue: system.replication_queue, ZooKeeper reachable?)"
+            )
+        time.sleep(0.2)
+
+
+def apply_cluster_migrations(
+    nodes: Sequence[tuple[ClusterNode, Execute]],
+    database: str,
+    cluster: str,
+    migrations: Sequence[Migration],
+    *,
+    on_applied: Callable[[ClusterNode, Applied], None] | None = None,
+) -> dict[ClusterNode, list[Applied]]:
+    """Apply every migration in its cluster form on every node: one migration on every node
+    that lacks it, then the next (not each node to the end: a replicated table's structure
+    lives in ZooKeeper, and a replica creating it as of 0001 after another already altered
+    it to 0005 is refused, "Table structure in ZooKeeper is too different").
+
+    Each node records what it applied in its own (not replicated) ``schema_migrations``:
+    a run that stopped half-way leaves some nodes one migration behind, which ``--status``
+    shows per node and the next run finishes. Checksums are checked on every node first.
+    """
+    applied_on = {}
+    for node, execute in nodes:
+        ensure_migrations_table(execute, database)
+        applied = read_applied(execute, database)
+        check_checksums(migrations, applied)
+        applied_on[node] = applied
+    first_of_shard: dict[int, Execute] = {}
+    for node, execute in nodes:
+        first_of_shard.setdefault(node.shard, execute)
+    done: dict[ClusterNode, list[Applied]] = {node: [] for node, _ in nodes}
+    for migration in migrations:
+        for node, execute in nodes:
+            if migration.version in applied_on[node]:
+                continue
+            first = first_of_shard[node.shard]
+            started = time.perf_counter()
+            statements = cluster_sql(migration, database, cluster)
+            for number, statement in enumerate(statements, start=1):
+                try:
+                    if statement.replicated_alter and first is not execute:
+                        _wait_replicated_alter(
+                            execute, first, database, statement.replicated_alter, node
+                        )
+                    else:
+                        execute(statement.sql)
+                except MigrationError:
+                    raise
+                except Exception as exc:
+                    raise MigrationFailed(migration, number, exc, len(statements)) from exc
+            _record(execute, database, migration)
+            result = Applied(migration, time.perf_counter() - started)
+            done[node].append(result)
+            if on_applied is not None:
+                on_applied(node, result)
+    return done
+
+
+def cluster_sql(migration: Migration, database: str, cluster: str) -> list[Statement]:
+    """A migration's statements in cluster form, ``{database}`` substituted (for dry runs)."""
+    return [
+        Statement(s.sql.replace(DATABASE_PLACEHOLDER, database), s.replicated_alter)
+        for sql in migration.statements
+        for s in cluster_statements(sql, cluster)
+    ]
 
 
 # ---------------------------------------------------------------------------- worker user
@@ -579,6 +716,14 @@ def run(args: argparse.Namespace) -> int:
     database = settings.clickhouse_database
     where = f"ClickHouse {version} at {endpoint(settings)}, database {database}"
     worker = WorkerUser.from_settings(settings)
+    if settings.clickhouse_cluster:
+        try:
+            return _run_cluster(args, settings, execute, version, migrations, worker)
+        except (MigrationError, ClickHouseError) as exc:
+            _error(str(exc))
+            return 1
+        finally:
+            client.disconnect()
     try:
         if args.status:
             return _print_status(execute, where, database, migrations)
@@ -600,6 +745,87 @@ def run(args: argparse.Namespace) -> int:
         return 1
     finally:
         client.disconnect()
+
+
+def _run_cluster(
+    args: argparse.Namespace,
+    settings: Settings,
+    execute: Execute,
+    version: str,
+    migrations: Sequence[Migration],
+    worker: WorkerUser,
+) -> int:
+    """``migrate`` with ``SALEWATCH_CLICKHOUSE_CLUSTER``: every node, one after the other."""
+    cluster = settings.clickhouse_cluster
+    assert cluster is not None
+    database = settings.clickhouse_database
+    nodes = cluster_nodes(execute, cluster)
+    clients = []
+    executes: list[tuple[ClusterNode, Execute]] = []
+    for node in nodes:
+        node_settings = settings.model_copy(
+            update={"clickhouse_host": node.host, "clickhouse_port": node.port}
+        )
+        node_client = make_client(node_settings, use_database=False, send_receive_timeout_s=600.0)
+        clients.append(node_client)
+        executes.append((node, checked_executor(node_client, node_settings)))
+    where = f"ClickHouse {version} cluster {cluster} ({len(nodes)} nodes), database {database}"
+    try:
+        if args.status:
+            code = 0
+            for node, node_execute in executes:
+                print(f"\n== {node.name}")
+                code = max(code, _print_status(node_execute, where, database, migrations))
+            versions = {
+                node.name: max(read_applied(node_execute, database), default=0)
+                for node, node_execute in executes
+            }
+            if len(set(versions.values())) > 1:
+                print(f"\nhalf-migrated cluster: {versions}; run `salewatch migrate` to finish")
+                code = max(code, 1)
+            return code
+        if args.dry_run:
+            node, node_execute = executes[0]
+            todo = pending(migrations, read_applied(node_execute, database))
+            print(f"{where}: would apply on {node.name} (and each node that lacks them):")
+            for migration in todo:
+                print(f"\n-- {migration.id} ({migration.path})")
+                for statement in cluster_sql(migration, database, cluster):
+                    note = (
+                        "  -- first replica of each shard only"
+                        if statement.replicated_alter
+                        else ""
+                    )
+                    print(statement.sql + ";" + note)
+            return 0
+        started = time.perf_counter()
+
+        def report(node: ClusterNode, result: Applied) -> None:
+            print(
+                f"{node.name}: applied {result.migration.id} in {result.seconds:.2f} s", flush=True
+            )
+
+        done = apply_cluster_migrations(executes, database, cluster, migrations, on_applied=report)
+        latest = max((m.version for m in migrations), default=0)
+        applied = sum(len(v) for v in done.values())
+        print(
+            f"{where}: applied {_plural(applied, 'migration')} over the nodes in "
+            f"{time.perf_counter() - started:.2f} s; every node at version {latest:04d}"
+        )
+        for node, node_execute in executes:
+            result = ensure_worker_user(
+                node_execute,
+                worker,
+                server_version=version,
+                migrating_user=settings.clickhouse_user,
+                database=database,
+                tables=worker_tables(migrations),
+            )
+            print(f"{node.name}: {result.line}")
+        return 0
+    finally:
+        for node_client in clients:
+            node_client.disconnect()
 
 
 def _error(message: str) -> None:

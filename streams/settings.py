@@ -81,6 +81,18 @@ class Settings(BaseSettings):
         description="ClickHouse socket send/receive timeout: a query or insert whose "
         "server stops answering fails after this long (an insert is then retried)",
     )
+    clickhouse_cluster: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="name of a ClickHouse cluster (remote_servers): migrate creates replicated "
+        "local tables on every node and Distributed tables over them; unset: one node",
+    )
+    zookeeper_port: int = Field(
+        2181,
+        ge=1,
+        le=65535,
+        description="ZooKeeper of the local cluster (stack up --clickhouse-cluster)",
+    )
     clickhouse_worker_user: str = Field(
         "salewatch_worker",
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
@@ -219,6 +231,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     benchmarks' and the tests' workers)."""
     env: dict[str, str] = {}
     for name, value in settings.model_dump().items():
+        if value is None:  # unset (e.g. no cluster): absent, not the text "None"
+            continue
         if hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
         text = json.dumps(value) if isinstance(value, list) else str(value)

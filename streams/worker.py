@@ -14,7 +14,12 @@ import logging
 import sys
 from typing import Any
 
-from streams.clickhouse_client import describe_error, make_client, quiet_driver_logging
+from streams.clickhouse_client import (
+    CLUSTER_SESSION_SETTINGS,
+    describe_error,
+    make_client,
+    quiet_driver_logging,
+)
 from streams.events import DEAD_LETTER_TOPIC, ORDERS_BY_SESSION_TOPIC, TOPICS
 from streams.kafka_ready import wait_for_kafka
 from streams.settings import ENV_PREFIX, Settings, load_settings
@@ -39,6 +44,10 @@ def check_clickhouse(settings: Settings) -> str | None:
             "SELECT count() FROM system.tables WHERE database = %(db)s AND name LIKE '%%_raw'",
             {"db": settings.clickhouse_database},
         )
+        if settings.clickhouse_cluster:
+            problem = _check_cluster(client, settings)
+            if problem:
+                return problem
     except Exception as exc:
         return describe_error(exc, settings)
     finally:
@@ -47,6 +56,70 @@ def check_clickhouse(settings: Settings) -> str | None:
         return (
             f"ClickHouse database {settings.clickhouse_database!r} has no raw tables; "
             "run `salewatch migrate` first"
+        )
+    return None
+
+
+def _check_cluster(client: Any, settings: Settings) -> str | None:
+    """In cluster mode: the cluster is known, the raw tables are Distributed, and the server
+    knows every setting the inserts' correctness depends on (the driver drops unknown ones)."""
+    cluster = settings.clickhouse_cluster
+    if not client.execute("SELECT 1 FROM system.clusters WHERE cluster = %(c)s", {"c": cluster}):
+        return (
+            f"ClickHouse has no cluster {cluster!r} in remote_servers; "
+            "check SALEWATCH_CLICKHOUSE_CLUSTER"
+        )
+    known = {
+        name
+        for (name,) in client.execute(
+            "SELECT name FROM system.settings WHERE name IN %(names)s",
+            {"names": tuple(CLUSTER_SESSION_SETTINGS)},
+        )
+    }
+    missing = sorted(set(CLUSTER_SESSION_SETTINGS) - known)
+    if missing:
+        return (
+            f"ClickHouse does not know {', '.join(missing)}: "
+            "inserts into the cluster would not be synchronous"
+        )
+    engines = client.execute(
+        "SELECT name, engine FROM system.tables WHERE database = %(db)s AND name LIKE '%%_raw'",
+        {"db": settings.clickhouse_database},
+    )
+    local = sorted(name for name, engine in engines if engine != "Distributed")
+    if local:
+        return (
+            f"{', '.join(local)} in {settings.clickhouse_database!r} are not Distributed tables: "
+            "this database was migrated for one node; "
+            "migrate it with SALEWATCH_CLICKHOUSE_CLUSTER set"
+        )
+    return _check_schema_versions(client, settings)
+
+
+def _check_schema_versions(client: Any, settings: Settings) -> str | None:
+    """A half-migrated cluster (nodes at different schema versions) is refused: a worker
+    would insert columns some shards lack. Nodes that do not answer are skipped (one
+    replica down must not stop the workers); ``salewatch migrate`` needs them all."""
+    versions: dict[str, int] = {}
+    for host, port in client.execute(
+        "SELECT host_name, port FROM system.clusters WHERE cluster = %(c)s",
+        {"c": settings.clickhouse_cluster},
+    ):
+        node = settings.model_copy(update={"clickhouse_host": host, "clickhouse_port": port})
+        node_client = make_client(node, use_database=False, connect_timeout_s=2.0)
+        try:
+            rows = node_client.execute(
+                f"SELECT max(version) FROM {settings.clickhouse_database}.schema_migrations"
+            )
+        except Exception:  # unreachable or not migrated at all: migrate will say which
+            continue
+        finally:
+            node_client.disconnect()
+        versions[f"{host}:{port}"] = int(rows[0][0])
+    if len(set(versions.values())) > 1:
+        return (
+            f"half-migrated cluster (schema version per node: {versions}); "
+            "run `salewatch migrate` to finish it"
         )
     return None
 

@@ -13,6 +13,12 @@ alertmanager   prometheus-alertmanager       ``SALEWATCH_ALERTMANAGER_PORT``
 prometheus     prometheus (Debian)           ``SALEWATCH_PROMETHEUS_PORT``
 =============  ============================  ==========================================
 
+``up --clickhouse-cluster SHARDSxREPLICAS`` replaces ``clickhouse`` with ``zookeeper``
+(Debian zookeeper 3.8, ``SALEWATCH_ZOOKEEPER_PORT``) and one ``clickhouse-s<S>r<R>`` per
+replica, node k on ``SALEWATCH_CLICKHOUSE_PORT + k`` / ``_HTTP_PORT + k``
+(``streams.stack.cluster``); the shape is remembered in the state dir for ``status`` and
+``down``.
+
 **tansu keeps data in memory only: restarting the broker (down/up, or a crash) loses every
 topic and offset.** Topics are created by the worker, not here.
 
@@ -29,7 +35,8 @@ lines of the crashed service's log). Invalid settings raise ``ConfigError``.
 Modules, one job each: ``layout`` (paths), ``endpoints`` (ports from settings),
 ``configs`` (config file text), ``install`` (binaries), ``processes`` (PIDs, signals,
 ports), ``health`` (probes), ``logs`` (log tails), ``services`` (the four services),
-``lifecycle`` (up/status/down), ``errors`` (StackError), ``cli`` (the command).
+``lifecycle`` (up/status/down), ``errors`` (StackError), ``cli`` (the command),
+``cluster`` (the local ClickHouse cluster: shape, ports, config, ZooKeeper).
 
 Rule edits in ``alerts/`` need ``curl -X POST <prometheus>/-/reload`` (or down/up); edits to
 ``alerts/alertmanager.yml`` likewise ``<alertmanager>/-/reload``.

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from streams.settings import load_settings
 from streams.stack import lifecycle
+from streams.stack.cluster import ClusterShape, cluster_name
 from streams.stack.errors import StackError
 from streams.stack.lifecycle import StackStatus
 
@@ -31,13 +32,20 @@ def _table(stack: StackStatus) -> str:
 
 def _up(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    stack = lifecycle.up(load_settings(), timeout_s=args.timeout)
+    settings = load_settings()
+    shape = None if args.clickhouse_cluster is None else ClusterShape.parse(args.clickhouse_cluster)
+    stack = lifecycle.up(settings, timeout_s=args.timeout, cluster_shape=shape)
     print(_table(stack))
     endpoints = {s.name: s.endpoint for s in stack.services}
+    clickhouse = endpoints.get("clickhouse") or (
+        f"cluster {cluster_name(settings)} ({shape} shards x replicas), first node "
+        f"{endpoints[stack.services[2].name]}; set SALEWATCH_CLICKHOUSE_CLUSTER="
+        f"{cluster_name(settings)} for migrate and the workers"
+    )
     print(
         f"\nstack up in {time.monotonic() - started:.1f} s (state: {stack.state_dir})\n"
         f"  Kafka         {endpoints['kafka']}\n"
-        f"  ClickHouse    {endpoints['clickhouse']}\n"
+        f"  ClickHouse    {clickhouse}\n"
         f"  Prometheus    {endpoints['prometheus']}\n"
         f"  Alertmanager  {endpoints['alertmanager']}"
     )
@@ -83,6 +91,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=lifecycle.START_TIMEOUT_S,
         metavar="SECONDS",
         help="how long to wait for all services to become healthy (default %(default)s)",
+    )
+    up.add_argument(
+        "--clickhouse-cluster",
+        metavar="SHARDSxREPLICAS",
+        help="run a local ClickHouse cluster (e.g. 2x2: ZooKeeper and 4 servers, first on the "
+        "usual ports) instead of one server; status and down cover it",
     )
     up.set_defaults(func=_reporting("up", _up))
     status = commands.add_parser("status", help="PID, endpoint and health of every service")

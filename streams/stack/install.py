@@ -46,6 +46,7 @@ class Binary:
 
     name: str
     apt_packages: tuple[str, ...] = ()
+    requires: Path | None = None  # a file the packages install besides the binary
 
 
 TANSU = Binary("tansu")
@@ -53,6 +54,9 @@ CLICKHOUSE = Binary("clickhouse-server", ("clickhouse-server", "clickhouse-clien
 PROMETHEUS = Binary("prometheus", ("prometheus",))
 ALERTMANAGER = Binary("prometheus-alertmanager", ("prometheus-alertmanager",))
 ALL_BINARIES = (TANSU, CLICKHOUSE, PROMETHEUS, ALERTMANAGER)
+# the local cluster's ZooKeeper: Debian's zookeeper 3.8 (which pulls in a JRE) run with java
+ZOOKEEPER_JAR = Path("/usr/share/java/zookeeper.jar")
+ZOOKEEPER = Binary("java", ("zookeeper",), requires=ZOOKEEPER_JAR)
 
 
 def locate(binary: Binary, layout: StateLayout) -> Path | None:
@@ -61,6 +65,8 @@ def locate(binary: Binary, layout: StateLayout) -> Path | None:
         cached = layout.bin_dir / binary.name
         return cached if os.access(cached, os.X_OK) else None
     found = shutil.which(binary.name, path=_SEARCH_PATH)
+    if binary.requires is not None and not binary.requires.is_file():
+        return None
     return Path(found) if found else None
 
 

@@ -26,10 +26,11 @@ from pathlib import Path
 
 from streams.settings import Settings
 from streams.stack import logs, processes
+from streams.stack.cluster import ClusterShape
 from streams.stack.endpoints import LISTEN_HOST
 from streams.stack.errors import StackError
 from streams.stack.health import Health
-from streams.stack.install import ALL_BINARIES, ensure_installed
+from streams.stack.install import ALL_BINARIES, ZOOKEEPER, ensure_installed
 from streams.stack.layout import StateLayout
 from streams.stack.services import ServiceSpec, build_specs
 
@@ -93,12 +94,49 @@ def _locked(layout: StateLayout, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[
         yield  # the lock goes with the file descriptor
 
 
+def _marker(spec: ServiceSpec, layout: StateLayout) -> str:
+    return spec.marker or layout.marker
+
+
+CLUSTER_FILE = "clickhouse-cluster"
+
+
+def recorded_cluster(layout: StateLayout) -> ClusterShape | None:
+    """The cluster shape the last ``up`` of this state dir started (None: one node)."""
+    try:
+        return ClusterShape.parse((layout.run_dir / CLUSTER_FILE).read_text())
+    except FileNotFoundError:
+        return None
+
+
+def _refuse_other_shape(
+    settings: Settings, layout: StateLayout, wanted: ClusterShape | None
+) -> None:
+    """StackError if this state dir runs ClickHouse in another shape (one node vs a
+    cluster, or another cluster): starting the new one would orphan the old processes."""
+    recorded = recorded_cluster(layout)
+    if recorded == wanted:
+        return
+    running = [
+        spec.name
+        for spec in build_specs(settings, layout, cluster_shape=recorded)
+        if spec.binary.name in ("clickhouse-server", "java") and _our_pid(spec, layout)
+    ]
+    if running:
+        was = f"cluster {recorded}" if recorded else "one ClickHouse server"
+        now = f"cluster {wanted}" if wanted else "one ClickHouse server"
+        raise StackError(
+            f"{layout.root} runs {was} ({', '.join(running)}); `salewatch stack down` "
+            f"before starting {now}"
+        )
+
+
 def _our_pid(spec: ServiceSpec, layout: StateLayout) -> int | None:
     """PID of our running daemon for ``spec``: from its PID file, else from /proc."""
     pid = processes.read_pid(layout.pid_file(spec.name))
-    if pid is not None and processes.is_ours(pid, spec.binary.name, layout.marker):
+    if pid is not None and processes.is_ours(pid, spec.binary.name, _marker(spec, layout)):
         return pid
-    found = processes.find_ours(spec.binary.name, layout.marker)
+    found = processes.find_ours(spec.binary.name, _marker(spec, layout))
     return found[0] if found else None
 
 
@@ -182,15 +220,28 @@ def _wait_healthy(
 
 
 def up(
-    settings: Settings, *, echo: Echo = print, timeout_s: float = START_TIMEOUT_S
+    settings: Settings,
+    *,
+    echo: Echo = print,
+    timeout_s: float = START_TIMEOUT_S,
+    cluster_shape: ClusterShape | None = None,
 ) -> StackStatus:
-    """Bring the stack up (see module docstring); returns the status of all services."""
+    """Bring the stack up (see module docstring); returns the status of all services.
+
+    ``cluster_shape``: a local ClickHouse cluster instead of one server; recorded in the
+    state dir, so ``status`` and ``down`` cover it."""
     layout = StateLayout.from_settings(settings)
-    build_specs(settings, layout)  # configuration errors before any installing
+    build_specs(settings, layout, cluster_shape=cluster_shape)  # config errors first
     layout.create()
     with _locked(layout):
-        binaries = ensure_installed(ALL_BINARIES, layout, echo)
-        specs = build_specs(settings, layout, binaries)
+        wanted = ALL_BINARIES if cluster_shape is None else (*ALL_BINARIES, ZOOKEEPER)
+        _refuse_other_shape(settings, layout, cluster_shape)
+        binaries = ensure_installed(wanted, layout, echo)
+        specs = build_specs(settings, layout, binaries, cluster_shape=cluster_shape)
+        if cluster_shape is None:
+            (layout.run_dir / CLUSTER_FILE).unlink(missing_ok=True)
+        else:
+            (layout.run_dir / CLUSTER_FILE).write_text(f"{cluster_shape}\n")
         pids: dict[str, int] = {}
         for spec in specs:
             pid = _reconcile_pid_file(spec, layout, echo)
@@ -214,6 +265,8 @@ def up(
                 pids[spec.name] = pid
                 started.add(spec.name)
                 echo(f"{spec.name}: started (pid {pid})")
+                if spec.ready_before_next:
+                    _wait_healthy([spec], pids, started, log_starts, timeout_s)
             results = _wait_healthy(specs, pids, started, log_starts, timeout_s)
         except BaseException:  # includes Ctrl-C: leave no half-started daemons behind
             for spec in reversed(to_start):
@@ -233,7 +286,7 @@ def status(settings: Settings) -> StackStatus:
     """Look at every service (PID, health probe); starts and stops nothing."""
     layout = StateLayout.from_settings(settings)
     services = []
-    for spec in build_specs(settings, layout):
+    for spec in build_specs(settings, layout, cluster_shape=recorded_cluster(layout)):
         pid = _our_pid(spec, layout)
         if pid is not None:
             health = spec.probe()
@@ -251,11 +304,11 @@ def down(settings: Settings, *, echo: Echo = print) -> None:
     if not layout.root.is_dir():
         echo(f"nothing to stop: {layout.root} does not exist")
         return
-    specs = build_specs(settings, layout)
+    specs = build_specs(settings, layout, cluster_shape=recorded_cluster(layout))
     with _locked(layout):
         for spec in reversed(specs):
             recorded = processes.read_pid(layout.pid_file(spec.name))
-            running = processes.find_ours(spec.binary.name, layout.marker)
+            running = processes.find_ours(spec.binary.name, _marker(spec, layout))
             if recorded is not None and recorded not in running:
                 echo(f"{spec.name}: stale PID file (pid {recorded} is not running)")
             if not running:
@@ -266,7 +319,7 @@ def down(settings: Settings, *, echo: Echo = print) -> None:
         left = [
             f"{spec.name} (pid {pid})"
             for spec in specs
-            for pid in processes.find_ours(spec.binary.name, layout.marker)
+            for pid in processes.find_ours(spec.binary.name, _marker(spec, layout))
         ]
     if left:
         raise StackError(f"still running after down: {', '.join(left)}")

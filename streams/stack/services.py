@@ -20,10 +20,19 @@ from functools import partial
 from pathlib import Path
 
 from streams.settings import Settings
-from streams.stack import configs, endpoints, health
+from streams.stack import cluster, configs, endpoints, health
+from streams.stack.cluster import ClusterShape
 from streams.stack.endpoints import Port
 from streams.stack.health import Health
-from streams.stack.install import ALERTMANAGER, CLICKHOUSE, PROMETHEUS, TANSU, Binary, expected_path
+from streams.stack.install import (
+    ALERTMANAGER,
+    CLICKHOUSE,
+    PROMETHEUS,
+    TANSU,
+    ZOOKEEPER,
+    Binary,
+    expected_path,
+)
 from streams.stack.layout import REPO_ROOT, StateLayout
 
 
@@ -46,6 +55,10 @@ class ServiceSpec:
     files: tuple[tuple[Path, str], ...] = ()
     logs: tuple[Path, ...] = ()
     stop_timeout_s: float = 10.0
+    marker: str | None = None  # command-line substring telling this daemon from its siblings
+    # healthy before the next service starts: ClickHouse 18.16 exits (status 70) when it
+    # loads replicated tables and ZooKeeper does not answer yet
+    ready_before_next: bool = False
 
     def files_current(self) -> bool:
         """True if every config file on disk already has the wanted content."""
@@ -117,6 +130,64 @@ def _clickhouse(settings: Settings, layout: StateLayout, binary: Path) -> Servic
     )
 
 
+def _zookeeper(settings: Settings, layout: StateLayout, java: Path) -> ServiceSpec:
+    workdir = layout.service_dir(cluster.ZOOKEEPER_SERVICE)
+    config = workdir / "zoo.cfg"
+    port = cluster.zookeeper_port(settings)
+    return ServiceSpec(
+        name=cluster.ZOOKEEPER_SERVICE,
+        binary=ZOOKEEPER,
+        argv=cluster.zookeeper_argv(java, config, workdir),
+        ports=(port,),
+        endpoint=f"{port.address} (ZooKeeper 3.8)",
+        probe=partial(cluster.zookeeper_health, port.number),
+        workdir=workdir,
+        files=((config, cluster.render_zoo_cfg(settings, workdir / "data")),),
+        logs=(layout.log_file(cluster.ZOOKEEPER_SERVICE),),
+        marker=str(workdir) + "/",
+        ready_before_next=True,
+    )
+
+
+def _clickhouse_nodes(
+    settings: Settings, layout: StateLayout, binary: Path, shape: ClusterShape
+) -> list[ServiceSpec]:
+    specs = []
+    for node in cluster.nodes(settings, shape):
+        workdir = layout.service_dir(node.name)
+        config = workdir / "config.xml"
+        ports = cluster.node_ports(settings, node)
+        specs.append(
+            ServiceSpec(
+                name=node.name,
+                binary=CLICKHOUSE,
+                argv=(str(binary), f"--config-file={config}"),
+                ports=ports,
+                endpoint=(
+                    f"native {ports[0].address}, HTTP http://{ports[1].address} "
+                    f"(cluster {cluster.cluster_name(settings)} shard {node.shard} "
+                    f"replica {node.replica})"
+                ),
+                probe=partial(cluster.node_health, settings, node),
+                workdir=workdir,
+                files=(
+                    (
+                        config,
+                        cluster.render_node_config(settings, shape, node, workdir, layout.log_dir),
+                    ),
+                    (workdir / "users.xml", configs.render_clickhouse_users(settings)),
+                ),
+                logs=(
+                    layout.log_file(node.name),
+                    layout.log_dir / f"{node.name}-server.err.log",
+                ),
+                stop_timeout_s=20.0,
+                marker=str(workdir) + "/",
+            )
+        )
+    return specs
+
+
 def _alertmanager(
     settings: Settings, layout: StateLayout, binary: Path, repo_root: Path
 ) -> ServiceSpec:
@@ -180,23 +251,38 @@ def build_specs(
     layout: StateLayout,
     binaries: Mapping[str, Path] | None = None,
     repo_root: Path = REPO_ROOT,
+    cluster_shape: ClusterShape | None = None,
 ) -> tuple[ServiceSpec, ...]:
     """One spec per service in start order. ``binaries`` maps binary names to paths (from
     ``install.ensure_installed``); without it, ``install.expected_path`` (enough for
     ``status`` and ``down``, which match daemons by executable name).
 
+    ``cluster_shape``: ZooKeeper and shards × replicas ClickHouse nodes instead of the one
+    ``clickhouse`` service (``streams.stack.cluster``).
+
     Raises ConfigError if a service would not listen on 127.0.0.1 or two share a port.
     """
-    endpoints.all_ports(settings)
+    if cluster_shape is None:
+        endpoints.all_ports(settings)
+    else:
+        cluster.all_ports(settings, cluster_shape)
 
     def path(binary: Binary) -> Path:
         if binaries is not None:
             return binaries[binary.name]
         return expected_path(binary, layout)
 
+    clickhouse: list[ServiceSpec] = (
+        [_clickhouse(settings, layout, path(CLICKHOUSE))]
+        if cluster_shape is None
+        else [
+            _zookeeper(settings, layout, path(ZOOKEEPER)),
+            *_clickhouse_nodes(settings, layout, path(CLICKHOUSE), cluster_shape),
+        ]
+    )
     return (
         _kafka(settings, layout, path(TANSU)),
-        _clickhouse(settings, layout, path(CLICKHOUSE)),
+        *clickhouse,
         _alertmanager(settings, layout, path(ALERTMANAGER), repo_root),
         _prometheus(settings, layout, path(PROMETHEUS), repo_root),
     )

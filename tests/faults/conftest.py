@@ -137,11 +137,27 @@ def migrate(settings: Settings) -> None:
 
 
 def drop_database(settings: Settings) -> None:
-    client = clickhouse(settings.model_copy(update={"clickhouse_database": "default"}))
-    try:
-        client.execute(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")
-    finally:
-        client.disconnect()
+    """Drop the test's database; on a cluster, on every node (DDL is per node here)."""
+    first = settings.model_copy(update={"clickhouse_database": "default"})
+    nodes = [first]
+    if settings.clickhouse_cluster:
+        client = clickhouse(first)
+        try:
+            rows = client.execute(
+                "SELECT host_name, port FROM system.clusters WHERE cluster = %(c)s",
+                {"c": settings.clickhouse_cluster},
+            )
+        finally:
+            client.disconnect()
+        nodes = [
+            first.model_copy(update={"clickhouse_host": h, "clickhouse_port": p}) for h, p in rows
+        ]
+    for node in nodes:
+        client = clickhouse(node)
+        try:
+            client.execute(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")
+        finally:
+            client.disconnect()
 
 
 @pytest.fixture

@@ -46,8 +46,19 @@ EXPECTED_SERVICES: dict[str, str | None] = {
     "migrate": None,
     "worker": None,
     "collector": None,
+    # profile `cluster`
+    "clickhouse-keeper": "clickhouse/clickhouse-server",
+    "clickhouse-s1r1": "clickhouse/clickhouse-server",
+    "clickhouse-s1r2": "clickhouse/clickhouse-server",
+    "clickhouse-s2r1": "clickhouse/clickhouse-server",
+    "clickhouse-s2r2": "clickhouse/clickhouse-server",
+    "migrate-cluster": None,
+    "worker-cluster": None,
 }
-ONE_SHOT = {"migrate"}
+CLUSTER_NODES = ["clickhouse-s1r1", "clickhouse-s1r2", "clickhouse-s2r1", "clickhouse-s2r2"]
+CLUSTER_SERVICES = {"clickhouse-keeper", *CLUSTER_NODES, "migrate-cluster", "worker-cluster"}
+CLUSTER_XML = REPO_ROOT / "deploy" / "clickhouse-cluster" / "cluster.xml"
+ONE_SHOT = {"migrate", "migrate-cluster"}
 LONG_RUNNING = sorted(set(SERVICES) - ONE_SHOT)
 BUILT = sorted(name for name, repo in EXPECTED_SERVICES.items() if repo is None)
 
@@ -61,6 +72,10 @@ REQUIRED_ORDER = [
     ("prometheus", "alertmanager", "service_healthy"),
     ("grafana", "prometheus", "service_healthy"),
     ("grafana", "clickhouse", "service_healthy"),
+    *[(node, "clickhouse-keeper", "service_healthy") for node in CLUSTER_NODES],
+    *[("migrate-cluster", node, "service_healthy") for node in CLUSTER_NODES],
+    ("worker-cluster", "kafka", "service_healthy"),
+    ("worker-cluster", "migrate-cluster", "service_completed_successfully"),
 ]
 
 PINNED_TAG = re.compile(r"^v?\d+(\.\d+)+$")  # 3.9.1, v3.12.0, 26.8.18.2 (no latest, no 3)
@@ -532,3 +547,49 @@ def test_urls_in_provisioning_point_at_compose_services() -> None:
     for source in _provisioning("datasources")["datasources"]:
         if "url" in source:
             assert urlsplit(source["url"]).hostname in SERVICES
+
+
+# ------------------------------------------------------------------- profile `cluster`
+
+
+def test_cluster_services_are_only_in_the_cluster_profile() -> None:
+    """``docker compose up`` stays the single-node stack; ``--profile cluster`` adds these."""
+    profiled = {name for name, service in SERVICES.items() if "profiles" in service}
+    assert profiled == CLUSTER_SERVICES
+    assert all(SERVICES[name]["profiles"] == ["cluster"] for name in profiled)
+
+
+def test_cluster_is_two_shards_of_two_replicas_named_like_the_local_one() -> None:
+    """Same cluster name, shard and replica macros as ``stack up --clickhouse-cluster 2x2``."""
+    from streams.stack.cluster import DEFAULT_CLUSTER
+
+    root = ET.parse(CLUSTER_XML).getroot()
+    (cluster,) = list(root.find("remote_servers") or [])
+    assert cluster.tag == DEFAULT_CLUSTER
+    shards = [
+        [replica.findtext("host") for replica in shard.findall("replica")]
+        for shard in cluster.findall("shard")
+    ]
+    assert shards == [CLUSTER_NODES[:2], CLUSTER_NODES[2:]]
+    assert all(s.findtext("internal_replication") == "true" for s in cluster.findall("shard"))
+    for shard_number, hosts in enumerate(shards, start=1):
+        for replica_number, host in enumerate(hosts, start=1):
+            env = _env(host)
+            assert env["CH_SHARD"] == f"{shard_number:02d}"
+            assert env["CH_REPLICA"] == f"s{shard_number}r{replica_number}"
+            assert SERVICES[host]["hostname"] == host
+    assert root.findtext("zookeeper/node/host") == "clickhouse-keeper"
+
+
+@pytest.mark.parametrize("service", ["migrate-cluster", "worker-cluster"])
+def test_cluster_app_uses_the_cluster(service: str) -> None:
+    from streams.stack.cluster import DEFAULT_CLUSTER
+
+    env = _env(service)
+    assert env["SALEWATCH_CLICKHOUSE_CLUSTER"] == DEFAULT_CLUSTER
+    assert env["SALEWATCH_CLICKHOUSE_HOST"] == CLUSTER_NODES[0]
+
+
+def test_cluster_worker_has_its_own_consumer_group() -> None:
+    """Beside the single-node worker, both pipelines must see every event."""
+    assert _env("worker-cluster")["SALEWATCH_APP_ID"] != Settings().app_id
