@@ -326,8 +326,9 @@ def json_each_row(topic: Topic, event: dict[str, Any]) -> str:
     return json.dumps(dict(zip(RAW_COLUMNS[topic], row, strict=True)))
 
 
-def chdb_database(path: Path, database: str) -> Any:
-    """A chdb session with the migrations applied to ``database`` and ``seed_events`` in."""
+def chdb_database(path: Path, database: str, now_ms: int = SEED_NOW_MS) -> Any:
+    """A chdb session with the migrations applied to ``database`` and ``seed_events`` up to
+    ``now_ms`` in."""
     from chdb import session as chdb_session
 
     from streams.migrate import (
@@ -340,7 +341,7 @@ def chdb_database(path: Path, database: str) -> Any:
     session = chdb_session.Session(path=str(path))  # type: ignore[no-untyped-call]
     execute = chdb_executor(session)
     apply_migrations(execute, database, discover_migrations(DEFAULT_MIGRATIONS_DIR))
-    for topic, event in seed_events():
+    for topic, event in seed_events(now_ms):
         table = f"{database}.{RAW_TABLE[topic]}"
         columns = ", ".join(f"`{c}`" for c in RAW_COLUMNS[topic])
         execute(f"INSERT INTO {table} ({columns}) FORMAT JSONEachRow {json_each_row(topic, event)}")
