@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from streams.dashboards.sql import expand_macros
 from streams.settings import Settings
 from tests.faults.conftest import free_port
 from tests.integration.support import (
@@ -30,7 +29,7 @@ from tests.integration.support import (
     wait_until,
 )
 from tests.integration.test_dashboard_queries import produce
-from tests.unit.test_dashboards import runbook_queries, seed_events, sql_queries
+from tests.unit.test_dashboards import runbook_queries, seed_events, sql_queries, with_test_sale
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +49,8 @@ def doc_queries() -> list[tuple[str, str]]:
 @pytest.fixture(scope="module")
 def fed(cluster_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     # a free metrics port: 9109 (the shared stack's scraped one) may be another test's
-    settings = isolated_settings(cluster_settings, metrics_port=free_port())
+    # windows close (and their rollups reach the cluster) soon after the minute ends
+    settings = isolated_settings(cluster_settings, metrics_port=free_port(), allowed_lateness_s=5)
     result = run_cli(settings, "migrate")
     assert result.returncode == 0, result.stderr
     log = tmp_path_factory.mktemp("cluster-queries") / "worker.log"
@@ -63,6 +63,17 @@ def fed(cluster_settings: Settings, tmp_path_factory: pytest.TempPathFactory) ->
                 lambda n: n >= 12,
                 60,
                 "the orders in the cluster",
+            )
+            # the drill-down, the sale panels and the office ticker read the rollups
+            wait_until(
+                lambda: client.execute(
+                    "SELECT (SELECT count() FROM orders_1m) * (SELECT count() FROM tickets_1m)"
+                    " * (SELECT count() FROM payment_failures_1m)"
+                    " * (SELECT count() FROM category_sales_1m)"
+                )[0][0],
+                bool,
+                150,
+                "the worker's first closed windows in the cluster's rollups",
             )
         finally:
             client.disconnect()
@@ -87,7 +98,9 @@ def _run(settings: Settings, sql: str) -> list[object]:
 
 @pytest.mark.parametrize(("where", "sql"), sql_queries(), ids=[w for w, _ in sql_queries()])
 def test_sql_panel_runs_on_the_cluster(fed: Settings, where: str, sql: str) -> None:
-    assert _run(fed, expand_macros(sql, *_range())), f"{where}: no rows"
+    """With the test sale placed around the fed events, as on one node."""
+    now_s = int(time.time())
+    assert _run(fed, with_test_sale(sql, now_s, *_range())), f"{where}: no rows"
 
 
 @pytest.mark.parametrize(("where", "sql"), runbook_queries(), ids=[w for w, _ in runbook_queries()])
