@@ -386,6 +386,20 @@ def order_categories_sql(database: str, plan: RebuildPlan) -> str:
     )
 
 
+def paying_orders_sql(database: str, plan: RebuildPlan) -> str:
+    """``(order_id, session_id, payment_method, failed once, first ts_ms)`` of the recent
+    orders' payment attempts before the replayed windows, per order and method (so that a
+    retry after a restart is not counted as a new paying or failed order)."""
+    return (
+        f"SELECT order_id, session_id, payment_method, "
+        f"max(event_type = 'payment_failed'), min(ts_ms) FROM {database}.orders_raw "
+        f"WHERE event_type IN ('payment_succeeded', 'payment_failed') "
+        f"AND event_time >= toDateTime({_seconds(plan.orders_from)}) "
+        f"AND ts_ms >= {plan.orders_from} AND ts_ms < {plan.replay_from} "
+        f"GROUP BY order_id, session_id, payment_method"
+    )
+
+
 # the columns a replayed event needs (what streams.counting.classify reads), per topic
 REPLAY_COLUMNS: dict[Topic, tuple[str, ...]] = {
     "clicks": (
@@ -615,7 +629,8 @@ def _restore(
     replay_to: int | None = None,
     tally_from: Mapping[int, int] | None = None,
 ) -> int | None:
-    """Restore sessions and order categories of ``partitions`` before ``plan.replay_from``,
+    """Restore sessions, order categories and paying orders of ``partitions`` before
+    ``plan.replay_from``,
     then count their stored events of ``[replay_from, replay_to)`` into ``pipeline``'s
     windows (an event of partition p before ``tally_from[p]`` updates state only).
     Returns the newest replayed event time (None: none)."""
@@ -634,6 +649,11 @@ def _restore(
         if owns_session(session_id):
             pipeline.restore_order_category(order_id, category, int(ts))
             stats.orders += 1
+    for order_id, session_id, method, failed, ts in timed(
+        "payments", paying_orders_sql(database, plan)
+    ):
+        if owns_session(session_id):
+            pipeline.restore_paying_order(order_id, method, bool(failed), int(ts))
 
     events: dict[Topic, list[dict[str, Any]]] = {}
     for topic in TOPICS:

@@ -32,11 +32,16 @@ PAGE_WITHIN_MS = 3 * 60_000
 RESOLVE_MS = 10 * 60_000
 
 PIPELINE = frozenset({"PipelineStalled", "PipelineLagHigh"})
+# Orders lost entirely while clicks flow and a stalled `orders` topic are the same data
+# (no order event arrives, every other topic flows): either page is the right one, and the
+# runbook of each sends on-call to the producer and to the pipeline. A partial loss (orders
+# still flow, fewer than the visits predict) is SaleOrdersStalled's alone.
+ORDERS_SILENT = frozenset({"SaleOrdersStalled", "PipelineStalled"})
 # the alert(s) an incident kind must page with (any one of them, on the incident's arg)
 MUST_PAGE: dict[str, frozenset[str]] = {
     "checkout_slow": frozenset({"SalePageSpeedDegraded"}),
     "payment_outage": frozenset({"SalePaymentFailureSpike"}),
-    "orders_lost": frozenset({"SaleOrdersStalled"}),
+    "orders_lost": ORDERS_SILENT,
     "ticket_surge": frozenset({"SaleTicketSurge"}),
     "traffic_drop": frozenset({"SaleActiveUsersDrop"}),
     "pipeline_stall": frozenset({"PipelineStalled"}),
@@ -46,7 +51,7 @@ MUST_PAGE: dict[str, frozenset[str]] = {
 MAY_PAGE: dict[str, frozenset[str]] = {
     "checkout_slow": frozenset({"SalePageSpeedDegraded", "SaleOrdersStalled"}),
     "payment_outage": frozenset({"SalePaymentFailureSpike", "SaleOrdersStalled"}),
-    "orders_lost": frozenset({"SaleOrdersStalled"}),
+    "orders_lost": ORDERS_SILENT,
     "ticket_surge": frozenset({"SaleTicketSurge"}),
     "traffic_drop": frozenset({"SaleActiveUsersDrop"}),
     "pipeline_stall": PIPELINE,
@@ -54,6 +59,8 @@ MAY_PAGE: dict[str, frozenset[str]] = {
 }
 # the label that carries an incident's arg, per kind
 ARG_LABEL = {"payment_outage": "payment_method", "pipeline_stall": "topic", "pipeline_lag": "topic"}
+# labels a page must carry for an incident kind without arg (PipelineStalled for lost orders)
+KIND_LABELS = {("orders_lost", "PipelineStalled"): ("topic", frozenset({"orders", "all"}))}
 
 
 @dataclass(frozen=True)
@@ -97,7 +104,14 @@ def load_incidents(path: Path) -> list[TrueIncident]:
     raise BacktestError(f"{path}: neither a simulator summary nor a list of incidents")
 
 
+def _matches_kind(incident: TrueIncident, alert: dict[str, Any]) -> bool:
+    required = KIND_LABELS.get((incident.kind, alert["alertname"]))
+    return required is None or alert["labels"].get(required[0]) in required[1]
+
+
 def _matches(incident: TrueIncident, alert: dict[str, Any]) -> bool:
+    if not _matches_kind(incident, alert):
+        return False
     label = ARG_LABEL.get(incident.kind)
     if incident.arg is None or label is None:
         return True
@@ -115,6 +129,7 @@ def score(alerts: list[dict[str, Any]], incidents: list[TrueIncident]) -> dict[s
         belongs = any(
             inc.start_ms <= page["starts_at"] <= inc.end_ms + RESOLVE_MS
             and page["alertname"] in MAY_PAGE.get(inc.kind, frozenset())
+            and _matches_kind(inc, page)
             for inc in incidents
         )
         if belongs:

@@ -115,7 +115,7 @@ NIGHTS = (
     ),
     # a large shop, short: the decay an hour after the sale, flash sale at 01:00
     night(
-        "large_decay", 8, 5000, 40, 40,
+        "large_decay", 8, 5000, 40, 50,
         ("payment_outage:card@26m+6m:0.2", "traffic_drop@33m+5m:0.6"),
         spike=False, flash=((20, 5, 5),), warmup_min=10,
     ),
