@@ -20,6 +20,7 @@ import orjson
 from streams.backtest import BacktestError, BacktestOptions, run_backtest
 from streams.backtest.report import format_summary, format_table
 from streams.backtest.rules import parse_duration
+from streams.backtest.score import format_score, load_incidents, score
 from streams.settings import load_settings
 
 
@@ -67,6 +68,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--keep-work-dir",
         action="store_true",
         help="keep the blocks and logs (the path is printed) for ad-hoc PromQL",
+    )
+    p.add_argument(
+        "--incidents",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="score the run: the simulator's --summary-json, or a JSON list of"
+        " {kind, arg, start_ms, end_ms}; prints precision, recall and delay per alert"
+        " and incident (added to --out as 'score')",
     )
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=run)
@@ -123,7 +133,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     status = StatusLine(args.quiet)
     try:
+        incidents = None if args.incidents is None else load_incidents(args.incidents)
         report: dict[str, Any] = run_backtest(args.events, settings, options, status)
+        if incidents is not None:
+            report["score"] = score(report["alerts"], incidents)
     except BacktestError as exc:
         status.end()
         print(f"salewatch backtest: error: {exc}", file=sys.stderr)
@@ -137,6 +150,9 @@ def run(args: argparse.Namespace) -> int:
     print(format_summary(report))
     print()
     print(format_table(report["alerts"]))
+    if "score" in report:
+        print()
+        print(format_score(report["score"], report["period"]["start_ms"]))
     if not report["tsdb_check"]["matches_replay"]:
         print("warning: the funnel counters read back from Prometheus differ from the replay's")
     for path, what in ((args.out, "report"), (args.plot, "plot")):

@@ -183,8 +183,10 @@ NUMBERS: tuple[Number, ...] = (
     Number(
         "Payment failures",
         "`payment_failed` events by payment method, region and failure reason (closed set, "
-        "else `other`).",
-        ("salewatch_payment_failures_total",),
+        "else `other`); payment orders: each order once per payment method, `attempted` at its "
+        "first payment attempt with it, `failed` at its first `payment_failed` with it (a "
+        "shopper's retries are one failed order).",
+        ("salewatch_payment_failures_total", "salewatch_payment_orders_total"),
         "`payment_failures_1m.failures`",
         "topk(5, sum by (payment_method, failure_reason) "
         "(increase(salewatch_payment_failures_total[15m])))",

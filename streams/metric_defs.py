@@ -41,6 +41,8 @@ FUNNEL_STEPS = ("visit", "detail", "cart", "checkout", "paid")
 # the configured region list (SALEWATCH_REGIONS); documented with its default
 REGION_VALUES = lv.closed_set(DEFAULT_REGIONS)
 ORDER_EVENT_TYPES = EVENT_TYPES["orders"] | {lv.OTHER}
+# salewatch_payment_orders_total: an order attempting payment with a method, and failing
+PAYMENT_ORDER_OUTCOMES = frozenset({"attempted", "failed"})
 # distinct-user gauges also have the union of all channels
 ALL_CHANNELS = "all"
 ACTIVE_USER_CHANNELS = lv.CHANNELS | {ALL_CHANNELS}
@@ -351,6 +353,14 @@ _DEFS: tuple[MetricDef, ...] = (
             ("region", REGION_VALUES),
             ("failure_reason", lv.FAILURE_REASONS),
         ),
+    ),
+    MetricDef(
+        "salewatch_payment_orders_total",
+        "counter",
+        "Orders by payment method, once each however often the shopper retries: outcome "
+        "attempted at the order's first payment_succeeded/payment_failed with the method, "
+        "failed at its first payment_failed with it.",
+        (("payment_method", lv.PAYMENT_METHODS), ("outcome", PAYMENT_ORDER_OUTCOMES)),
     ),
     MetricDef(
         "salewatch_coupon_redemptions_total",

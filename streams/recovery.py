@@ -379,6 +379,20 @@ def order_categories_sql(database: str, plan: RebuildPlan) -> str:
     )
 
 
+def paying_orders_sql(database: str, plan: RebuildPlan) -> str:
+    """``(order_id, session_id, payment_method, failed once, first ts_ms)`` of the recent
+    orders' payment attempts before the replayed windows, per order and method (so that a
+    retry after a restart is not counted as a new paying or failed order)."""
+    return (
+        f"SELECT order_id, session_id, payment_method, "
+        f"max(event_type = 'payment_failed'), min(ts_ms) FROM {database}.orders_raw "
+        f"WHERE event_type IN ('payment_succeeded', 'payment_failed') "
+        f"AND event_time >= toDateTime({_seconds(plan.orders_from)}) "
+        f"AND ts_ms >= {plan.orders_from} AND ts_ms < {plan.replay_from} "
+        f"GROUP BY order_id, session_id, payment_method"
+    )
+
+
 # the columns a replayed event needs (what streams.counting.classify reads), per topic
 REPLAY_COLUMNS: dict[Topic, tuple[str, ...]] = {
     "clicks": (
@@ -605,12 +619,12 @@ def _restore(
     owners: _Owners,
     stats: RebuildStats,
 ) -> tuple[int | None, dict[str, int]]:
-    """Restore sessions and order categories of ``partitions`` before ``plan.replay_from``,
-    then count their stored events from ``replay_from`` on into ``pipeline``'s windows (an
-    event of partition p before ``plan.windows_from[p]`` updates state only). An order is
-    counted under its session's partition (``orders_by_session``'s, where the live worker
-    counts it), every other event under its own. Returns the newest replayed event time
-    (None: none) and ``{event_id: ts}`` of the replayed orders."""
+    """Restore sessions, order categories and paying orders of ``partitions`` before
+    ``plan.replay_from``, then count their stored events from ``replay_from`` on into
+    ``pipeline``'s windows (an event of partition p before ``plan.windows_from[p]`` updates
+    state only). An order is counted under its session's partition (``orders_by_session``'s,
+    where the live worker counts it), every other event under its own. Returns the newest
+    replayed event time (None: none) and ``{event_id: ts}`` of the replayed orders."""
     owned = set(partitions)
     owns_all = owned >= set(range(owners.partition_count))
 
@@ -626,6 +640,11 @@ def _restore(
         if owns_session(session_id):
             pipeline.restore_order_category(order_id, category, int(ts))
             stats.orders += 1
+    for order_id, session_id, method, failed, ts in timed(
+        "payments", paying_orders_sql(database, plan)
+    ):
+        if owns_session(session_id):
+            pipeline.restore_paying_order(order_id, method, bool(failed), int(ts))
 
     events: dict[Topic, list[tuple[int, dict[str, Any]]]] = {}
     for topic in TOPICS:

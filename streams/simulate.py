@@ -24,6 +24,7 @@ from typing import IO, Any, Protocol
 import orjson
 
 from streams.events import MAX_BATCH_EVENTS, TOPICS
+from streams.labels import PAYMENT_METHODS
 from streams.producer import ALL_TOPICS, EventProducer, ProducerError, ensure_topics
 from streams.settings import Settings, load_settings
 from streams.simulation import (
@@ -40,7 +41,7 @@ from streams.simulation import (
     parse_time,
     to_messages,
 )
-from streams.simulation.config import now_ms
+from streams.simulation.config import now_ms, parse_flash_sale
 
 EXAMPLES = """examples:
   salewatch simulate --rate 200 --duration 10m          live demo to Kafka in real time
@@ -53,6 +54,29 @@ PROGRESS_EVERY_S = 1.0
 MAX_SLEEP_S = 0.25  # pacing sleeps in slices so the progress line keeps ticking
 FLUSH_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 10.0
+
+
+def _method_rate(text: str) -> tuple[str, float]:
+    """``METHOD=P`` (a payment method and its normal success rate in (0, 1])."""
+    method, eq, rate = text.partition("=")
+    try:
+        value = float(rate)
+    except ValueError:
+        value = -1.0
+    if not eq or method.strip() not in PAYMENT_METHODS or not 0 < value <= 1:
+        raise SpecError(f"bad payment success {text!r}: expected METHOD=P, e.g. card=0.93")
+    return method.strip(), value
+
+
+def _delay_range(text: str) -> tuple[float, float]:
+    """``LOW-HIGH`` durations, e.g. ``2m-30m``."""
+    low, dash, high = text.partition("-")
+    if not dash:
+        raise SpecError(f"bad delay range {text!r}: expected LOW-HIGH, e.g. 2m-30m")
+    bounds = (parse_duration(low), parse_duration(high))
+    if bounds[0] > bounds[1]:
+        raise SpecError(f"bad delay range {text!r}: LOW must not exceed HIGH")
+    return bounds
 
 
 def _arg(parse: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -165,6 +189,53 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=40.0,
         metavar="X",
         help="peak traffic multiplier of the spike (default 40)",
+    )
+    p.add_argument(
+        "--spike-ramp",
+        type=_arg(parse_duration),
+        default=10.0,
+        metavar="D",
+        help="time the spike takes to reach its peak (default 10s)",
+    )
+    p.add_argument(
+        "--spike-decay",
+        type=_arg(parse_duration),
+        default=None,
+        metavar="D",
+        help="the spike's extra traffic decays exponentially to 5 %% within D, e.g. 90m"
+        " (default: a mix of a 20-minute and a 3-hour decay)",
+    )
+    p.add_argument(
+        "--flash-sale",
+        type=_arg(parse_flash_sale),
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="a flash sale, repeatable: START+DURATION:MULTIPLIER (offsets from the start),"
+        " e.g. 60m+10m:6",
+    )
+    p.add_argument(
+        "--sessions-per-min",
+        type=_non_negative(float),
+        default=None,
+        metavar="N",
+        help="base size in new sessions per minute (replaces --rate), before the diurnal"
+        " shape, the spike and flash sales",
+    )
+    p.add_argument(
+        "--payment-success",
+        type=_arg(_method_rate),
+        action="append",
+        default=[],
+        metavar="METHOD=P",
+        help="normal payment success rate of a method, repeatable, e.g. card=0.93",
+    )
+    p.add_argument(
+        "--ticket-delay",
+        type=_arg(_delay_range),
+        default=(300.0, 3600.0),
+        metavar="LOW-HIGH",
+        help="delay from a payment to its after-sales ticket, uniform (default 5m-60m)",
     )
     p.add_argument(
         "--diurnal",
@@ -376,6 +447,12 @@ def build_config(args: argparse.Namespace, regions: tuple[str, ...]) -> SimConfi
         incidents=incidents,
         invalid_rate=args.invalid_rate,
         warmup_s=args.warmup,
+        sessions_per_min=args.sessions_per_min,
+        spike_ramp_s=args.spike_ramp,
+        spike_decay_s=args.spike_decay,
+        flash_sales=tuple(args.flash_sale),
+        payment_success=tuple(args.payment_success),
+        ticket_delay_s=args.ticket_delay,
     )
 
 

@@ -14,6 +14,14 @@ Label rules beyond the closed sets:
   ``order_created``, remembered per ``order_id`` for ``ORDER_MEMORY_MS`` (30 minutes of
   event time: payment must follow within 15 minutes or the order is auto-cancelled);
   ``other`` when unknown (a refund days later, an order created before a restart).
+* payment outcomes are also counted per ORDER and method (``salewatch_payment_orders_
+  total``): ``attempted`` at an order's first ``payment_succeeded``/``payment_failed``
+  with a method, ``failed`` at its first ``payment_failed`` with it (remembered like the
+  categories). A shopper retrying one order three times is one failed order, so a burst
+  of retries does not look like many shoppers failing; and the counter has one series per
+  method and outcome, so Prometheus' ``rate()`` does not lose the first event of the many
+  sparse (channel, region) series of a rarely used method. A restarted worker restores
+  them from ClickHouse (``streams.recovery``), like the categories.
 * an order ``redeems a coupon`` when ``coupon_code`` is present and not empty.
 * funnel steps and visits use the session's channel (its first event's), every other
   number the event's own channel.
@@ -53,6 +61,7 @@ CATEGORY_CACHE_SIZE = 4096
 ORDER_MEMORY_MS = 30 * 60 * 1000
 
 # the funnel step an event means, by event type (anything else: none)
+PAYMENT_OUTCOMES = frozenset({"payment_succeeded", "payment_failed"})
 ORDER_STEPS = {"order_created": CHECKOUT, "payment_succeeded": PAID, "payment_failed": NO_STEP}
 # (field, bucket bounds, slots: one per bucket + the overflow bucket + the sum) per vital
 _VITAL_SLOTS = tuple((v.field, v.bounds, len(v.bounds) + 2) for v in VITALS.values())
@@ -98,6 +107,8 @@ class Classifier:
         self.order_categories: ExpiringDict[tuple[str, int]] = ExpiringDict(
             itemgetter(1), capacity=max_order_categories
         )
+        # "order_id payment_method" -> (ts of its first payment attempt, failed once)
+        self.paying_orders: ExpiringDict[tuple[int, bool]] = ExpiringDict(itemgetter(0))
 
     def by_topic(self) -> dict[str, Callable[[Event, Tally], None]]:
         return {
@@ -181,9 +192,31 @@ class Classifier:
             reason = self.failure_reasons.get(e.get("failure_reason"), OTHER)  # type: ignore[arg-type]
             failure_key = (method, region, reason)
             t.failures[failure_key] = t.failures.get(failure_key, 0) + 1
+        if event_type in PAYMENT_OUTCOMES:
+            self._payment_order(e, method, event_type == "payment_failed", t)
         step = ORDER_STEPS.get(event_type)
         if step is not None:
             self.sessions.touch(e["session_id"], channel, OTHER, e["ts"], step, t)
+
+    def restore_paying_order(
+        self, order_id: str, payment_method: str, failed: bool, first_ms: int
+    ) -> None:
+        method = self.payment_methods.get(payment_method, OTHER)
+        self.paying_orders.set(f"{order_id} {method}", (first_ms, failed))
+
+    def _payment_order(self, e: Event, method: str, failed: bool, t: Tally) -> None:
+        key = f"{e['order_id']} {method}"
+        seen = self.paying_orders.get(key)
+        counts = t.payment_orders
+        if seen is None:
+            counts[(method, "attempted")] = counts.get((method, "attempted"), 0) + 1
+            self.paying_orders.set(key, (e["ts"], failed))
+        elif failed and not seen[1]:
+            self.paying_orders.set(key, (seen[0], True))
+        else:
+            return
+        if failed:
+            counts[(method, "failed")] = counts.get((method, "failed"), 0) + 1
 
     def ticket(self, e: Event, t: Tally) -> None:
         key = (
@@ -194,5 +227,7 @@ class Classifier:
         t.tickets[key] = t.tickets.get(key, 0) + 1
 
     def expire(self, now_ms: int, grace_ms: int) -> int:
-        """Forget order categories older than ``ORDER_MEMORY_MS + grace_ms`` at ``now_ms``."""
-        return self.order_categories.expire(now_ms - ORDER_MEMORY_MS - grace_ms + 1)
+        """Forget order categories and paying orders older than ``ORDER_MEMORY_MS +
+        grace_ms`` at ``now_ms``."""
+        cut = now_ms - ORDER_MEMORY_MS - grace_ms + 1
+        return self.order_categories.expire(cut) + self.paying_orders.expire(cut)

@@ -31,6 +31,7 @@ _PLAIN_COUNTERS = (
     ("funnel", "salewatch_funnel_sessions_total"),
     ("carts", "salewatch_cart_events_total"),
     ("failures", "salewatch_payment_failures_total"),
+    ("payment_orders", "salewatch_payment_orders_total"),
     ("tickets", "salewatch_ticket_events_total"),
 )
 

@@ -28,7 +28,8 @@ to them (``streams.window_emitters``).
 Restart and rebalance (``streams.recovery``): a worker rebuilds its counting state from
 the events stored in ClickHouse on a fresh pipeline, through :meth:`Pipeline.warm_up`
 (windows and sessions only: those events are already in the Prometheus totals) and
-:meth:`Pipeline.restore_session` / :meth:`Pipeline.restore_order_category`, then the live
+:meth:`Pipeline.restore_session` / :meth:`Pipeline.restore_order_category` /
+:meth:`Pipeline.restore_paying_order`, then the live
 pipeline continues from it with :meth:`Pipeline.adopt`, keeping its own totals.
 """
 
@@ -279,6 +280,12 @@ class Pipeline:
         """Remember the (raw) category of an order created before a restart."""
         classifier = self.classifier
         classifier.order_categories.set(order_id, (classifier.category(category), created_ms))
+
+    def restore_paying_order(
+        self, order_id: str, payment_method: str, failed: bool, first_ms: int
+    ) -> None:
+        """Remember an order's payment attempts with a method before a restart."""
+        self.classifier.restore_paying_order(order_id, payment_method, failed, first_ms)
 
     def adopt(
         self,

@@ -74,6 +74,7 @@ class Tally:
         "orders",
         "page_loads",
         "page_views",
+        "payment_orders",
         "tickets",
         "users",
         "visits",
@@ -102,6 +103,8 @@ class Tally:
         self.amounts: dict[tuple[str, str, str], list[int]] = {}
         # (payment_method, region, failure_reason) -> payment_failed events
         self.failures: dict[tuple[str, str, str], int] = {}
+        # (payment_method, outcome attempted|failed) -> orders, once each (classify)
+        self.payment_orders: dict[tuple[str, str], int] = {}
         # (event_type, kind, reason) -> ticket events
         self.tickets: dict[tuple[str, str, str], int] = {}
 
@@ -122,6 +125,7 @@ class Tally:
         _add_counts(self.funnel, other.funnel)
         _add_counts(self.carts, other.carts)
         _add_counts(self.failures, other.failures)
+        _add_counts(self.payment_orders, other.payment_orders)
         _add_counts(self.tickets, other.tickets)
         _add_lists(self.page_loads, other.page_loads)
         _add_lists(self.vitals, other.vitals)

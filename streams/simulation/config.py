@@ -11,6 +11,36 @@ from streams.simulation.incidents import Incident
 DAY_MS = 86_400_000
 
 
+@dataclass(frozen=True)
+class FlashSale:
+    """Traffic × ``multiplier`` from ``start_s`` (offset from the start) for ``duration_s``."""
+
+    start_s: float
+    duration_s: float
+    multiplier: float
+
+    def factor(self, offset_s: float) -> float:
+        inside = self.start_s <= offset_s < self.start_s + self.duration_s
+        return self.multiplier if inside else 1.0
+
+
+def parse_flash_sale(spec: str) -> FlashSale:
+    """``START+DURATION:MULTIPLIER`` (offsets as ``parse_duration``), e.g. ``60m+10m:6``."""
+    from streams.simulation.timespec import SpecError, parse_duration
+
+    window, colon, mult = spec.strip().partition(":")
+    start, plus, duration = window.partition("+")
+    try:
+        flash = FlashSale(parse_duration(start), parse_duration(duration), float(mult))
+    except (SpecError, ValueError):
+        raise SpecError(
+            f"bad flash sale {spec!r}: expected START+DURATION:MULTIPLIER, e.g. 60m+10m:6"
+        ) from None
+    if not (plus and colon) or flash.duration_s <= 0 or flash.multiplier <= 0:
+        raise SpecError(f"bad flash sale {spec!r}: expected START+DURATION:MULTIPLIER > 0")
+    return flash
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -28,6 +58,15 @@ class SimConfig:
     The stream starts warm: sessions begin ``warmup_s`` before the start and only their
     events from ``start_ms`` on are emitted, so the first minutes carry sessions already in
     progress (and pending auto-cancels) instead of a ramp from zero that looks like a drop.
+
+    Size and shapes: ``sessions_per_min`` (when set) replaces ``rate`` as the base size, in
+    new sessions per minute before the diurnal shape, the spike and flash sales. The spike
+    climbs over ``spike_ramp_s``; with ``spike_decay_s`` its extra traffic decays
+    exponentially to 5 % of the peak's extra within that time (default: a mix of a 20-minute
+    and a 3-hour decay). ``flash_sales`` multiply traffic over their windows.
+    ``payment_success`` overrides the normal success rate of payment methods
+    (``(("alipay", 0.98), ...)``); ``ticket_delay_s`` is the range (uniform) of delays from a
+    payment to its after-sales ticket.
     """
 
     rate: float = 100.0
@@ -44,6 +83,13 @@ class SimConfig:
     incidents: tuple[Incident, ...] = ()
     invalid_rate: float = 0.0
     warmup_s: float = 600.0
+    # shapes of a real sale night (issue 13); the defaults keep the historical behaviour
+    sessions_per_min: float | None = None
+    spike_ramp_s: float = 10.0
+    spike_decay_s: float | None = None
+    flash_sales: tuple[FlashSale, ...] = ()
+    payment_success: tuple[tuple[str, float], ...] = ()
+    ticket_delay_s: tuple[float, float] = (300.0, 3600.0)
 
     def __post_init__(self) -> None:
         problems = []
@@ -63,6 +109,15 @@ class SimConfig:
             problems.append("warmup_s must be in [0, 86400]")
         if not -14 <= self.utc_offset_h <= 14:
             problems.append("utc_offset_h must be in [-14, 14]")
+        if self.sessions_per_min is not None and not self.sessions_per_min > 0:
+            problems.append("sessions_per_min must be > 0")
+        if not self.spike_ramp_s >= 0 or not (self.spike_decay_s or 1) > 0:
+            problems.append("spike_ramp_s must be ≥ 0 and spike_decay_s > 0")
+        if any(not 0 < p <= 1 for _, p in self.payment_success):
+            problems.append("payment success rates must be in (0, 1]")
+        low, high = self.ticket_delay_s
+        if not 0 <= low <= high:
+            problems.append("ticket_delay_s must be (low, high) with 0 ≤ low ≤ high")
         if problems:
             raise ValueError("; ".join(problems))
 

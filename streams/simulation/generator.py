@@ -98,7 +98,15 @@ def build_world(config: SimConfig, seed: int) -> World:
     catalog = Catalog(config.catalog_items, rng)
     population = Population(config.users, config.regions, rng)
     schedule = IncidentSchedule(config.incidents, config.start_ms)
-    return World(catalog, population, id_prefix(config, seed), schedule, config.end_ms)
+    return World(
+        catalog,
+        population,
+        id_prefix(config, seed),
+        schedule,
+        config.end_ms,
+        config.payment_success,
+        config.ticket_delay_s,
+    )
 
 
 class _Rates:
@@ -108,8 +116,11 @@ class _Rates:
         self.curve = TrafficCurve(config)
         self.cal = calibration()
         self.schedule = schedule
+        self.sessions_per_min = config.sessions_per_min
 
     def sessions_per_s(self, ts: int) -> float:
+        if self.sessions_per_min is not None:
+            return self.sessions_per_min / 60 * self.curve.shape(ts)
         h = hunter_share(self.curve.rush(ts))
         per_session = h * self.cal.hunter_events + (1 - h) * self.cal.browser_events
         return self.curve.events_per_s(ts) / per_session
@@ -161,7 +172,12 @@ def _surge_ticket(
 
 
 def generate(config: SimConfig, seed: int) -> Iterator[SimEvent]:
-    """Yield the simulated stream of ``config`` for ``seed``, in non-decreasing ``ts``."""
+    """Yield the simulated stream of ``config`` for ``seed``, in non-decreasing ``ts``.
+
+    Except under a ``pipeline_lag`` incident: the stream is then in ARRIVAL order, the
+    delayed topic's events coming ``SEVERITY`` seconds after their ``ts`` (what a consumer
+    that fell behind sees), so a replay in file order measures the lag.
+    """
     world = build_world(config, seed)
     schedule = world.schedule
     rates = _Rates(config, schedule)
@@ -187,7 +203,10 @@ def generate(config: SimConfig, seed: int) -> Iterator[SimEvent]:
     stall_on = schedule.has("pipeline_stall")
     lost_on = schedule.has("orders_lost")
     loss_rng = random.Random(_stream_seed(seed, _LOSS))
-    special = surge_on or stall_on or lost_on
+    lag_on = schedule.has("pipeline_lag")
+    # delayed events by arrival time: (arrival ms, event ts, event)
+    late: list[tuple[int, int, SimEvent]] = []
+    special = surge_on or stall_on or lost_on or lag_on
     invalid_rate = config.invalid_rate
     invalid_rng = random.Random(_stream_seed(seed, _INVALID))
 
@@ -220,6 +239,8 @@ def generate(config: SimConfig, seed: int) -> Iterator[SimEvent]:
             next_surge = next(surge_arrivals, never)
             continue
         if head >= end:
+            while late and late[0][0] < end:  # the backlog that arrives before the end
+                yield heappop(late)[2]
             return
         _, tie, events, pos = heap[0]
         ev = events[pos]
@@ -232,13 +253,20 @@ def generate(config: SimConfig, seed: int) -> Iterator[SimEvent]:
                 e = ev.event
                 paid_pool.append((e["order_id"], e["user_id"], e["channel"], e["region"]))
             if stall_on:
-                loss = schedule.severity("pipeline_stall", ev.ts)
+                loss = schedule.severity_on_topic("pipeline_stall", ev.ts, ev.topic)
                 if loss and (loss >= 1 or loss_rng.random() < loss):
                     continue
             if lost_on and ev.topic == "orders":
                 loss = schedule.severity("orders_lost", ev.ts)
                 if loss and (loss >= 1 or loss_rng.random() < loss):
                     continue
+            if lag_on:
+                delay_s = schedule.severity("pipeline_lag", ev.ts, ev.topic)
+                if delay_s:
+                    heappush(late, (ev.ts + round(delay_s * 1000), ev.ts, ev))
+                    continue
+        while late and late[0][0] <= ev.ts:
+            yield heappop(late)[2]
         yield ev
         if invalid_rate and invalid_rng.random() < invalid_rate:
             yield make_invalid(invalid_rng, ev)

@@ -22,6 +22,7 @@ IncidentKindName = Literal[
     "ticket_surge",
     "traffic_drop",
     "pipeline_stall",
+    "pipeline_lag",
 ]
 
 
@@ -36,7 +37,11 @@ class IncidentKind:
     min_severity: float  # exclusive
     max_severity: float  # inclusive
     needs_arg: bool = False
+    arg_values: tuple[str, ...] = ()  # allowed ARGs (empty: no ARG); see needs_arg
 
+
+PAYMENT_OUTAGE_METHODS = tuple(sorted(PAYMENT_METHODS - {OTHER}))
+STALL_TOPICS = ("carts", "clicks", "orders", "tickets")  # pipeline_stall/pipeline_lag ARGs
 
 INCIDENT_KINDS: dict[str, IncidentKind] = {
     k.name: k
@@ -57,6 +62,7 @@ INCIDENT_KINDS: dict[str, IncidentKind] = {
             0.0,
             1.0,
             needs_arg=True,
+            arg_values=PAYMENT_OUTAGE_METHODS,
         ),
         IncidentKind(
             "orders_lost",
@@ -84,16 +90,26 @@ INCIDENT_KINDS: dict[str, IncidentKind] = {
         ),
         IncidentKind(
             "pipeline_stall",
-            "nothing at all is emitted (the producer side of the pipeline is stuck)",
+            "nothing at all is emitted (the producer side of the pipeline is stuck);"
+            " with :TOPIC only that topic",
             "fraction of events not emitted",
             1.0,
             0.0,
             1.0,
+            arg_values=STALL_TOPICS,
+        ),
+        IncidentKind(
+            "pipeline_lag",
+            "events of TOPIC (default clicks) reach the pipeline SEVERITY seconds late: a"
+            " silence, then a backlog; beyond the allowed lateness they are not counted",
+            "delay in seconds",
+            90.0,
+            0.0,
+            3600.0,
+            arg_values=STALL_TOPICS,
         ),
     )
 }
-
-PAYMENT_OUTAGE_METHODS = tuple(sorted(PAYMENT_METHODS - {OTHER}))
 
 
 @dataclass(frozen=True)
@@ -138,11 +154,14 @@ def parse_incident(spec: str) -> Incident:
     if kind.needs_arg and not arg:
         methods = ", ".join(PAYMENT_OUTAGE_METHODS)
         raise SpecError(f"bad incident {spec!r}: {name} needs :METHOD ({methods})")
-    if kind.needs_arg and arg not in PAYMENT_OUTAGE_METHODS:
+    if kind.needs_arg and arg not in kind.arg_values:
         methods = ", ".join(PAYMENT_OUTAGE_METHODS)
         raise SpecError(f"bad incident {spec!r}: unknown payment method {arg!r} ({methods})")
-    if not kind.needs_arg and arg:
+    if arg and not kind.arg_values:
         raise SpecError(f"bad incident {spec!r}: {name} takes no :ARG")
+    if arg and arg not in kind.arg_values:
+        topics = ", ".join(kind.arg_values)
+        raise SpecError(f"bad incident {spec!r}: unknown topic {arg!r} ({topics})")
     start_text, plus, rest = window.partition("+")
     if not plus:
         raise SpecError(f"bad incident {spec!r}: missing +DURATION; {expected}")
@@ -167,6 +186,8 @@ def parse_incident(spec: str) -> Incident:
                 f"bad incident {spec!r}: SEVERITY for {name} is the {kind.severity_meaning},"
                 f" in ({kind.min_severity:g}, {kind.max_severity:g}]"
             )
+    if kind.name == "pipeline_lag" and not arg:
+        arg = "clicks"  # the busiest topic; a replay needs an undelayed one to keep time
     return Incident(kind.name, start_s, duration_s, severity, arg or None)
 
 
@@ -202,5 +223,13 @@ class IncidentSchedule:
         best = 0.0
         for w in self.windows.get(kind, ()):
             if w.start_ms <= ts < w.end_ms and (arg is None or w.arg == arg):
+                best = max(best, w.severity)
+        return best
+
+    def severity_on_topic(self, kind: IncidentKindName, ts: int, topic: str) -> float:
+        """Like ``severity``, for incidents on ``topic`` or on every topic (no ARG)."""
+        best = 0.0
+        for w in self.windows.get(kind, ()):
+            if w.start_ms <= ts < w.end_ms and w.arg in (None, topic):
                 best = max(best, w.severity)
         return best

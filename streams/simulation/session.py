@@ -93,7 +93,9 @@ class World:
     """What all sessions of one run share: the catalog, the users, ids, the incidents.
 
     ``horizon_ms`` is the end of the run: a session stops browsing there (what it would do
-    later is never emitted, and skipping it changes no earlier event).
+    later is never emitted, and skipping it changes no earlier event). ``payment_success``
+    overrides methods' normal success rates; ``ticket_delay_s`` is the (uniform) range of
+    delays from a payment to its after-sales ticket.
     """
 
     def __init__(
@@ -103,6 +105,8 @@ class World:
         id_prefix: str,
         schedule: IncidentSchedule,
         horizon_ms: int = 2**62,
+        payment_success: tuple[tuple[str, float], ...] = (),
+        ticket_delay_s: tuple[float, float] = (300.0, 3600.0),
     ) -> None:
         self.catalog = catalog
         self.population = population
@@ -111,6 +115,10 @@ class World:
         self.horizon_ms = horizon_ms  # events from here on are never emitted: stop there
         self.slow_on = schedule.has("checkout_slow")
         self.outage_on = schedule.has("payment_outage")
+        # normal failure probability per method (catalog defaults, overridden per run)
+        self.failure_p = dict(PAYMENT_FAILURE_P)
+        self.failure_p.update({m: 1.0 - s for m, s in payment_success})
+        self.ticket_delay_ms = (round(ticket_delay_s[0] * 1000), round(ticket_delay_s[1] * 1000))
 
 
 class _Session:
@@ -357,7 +365,7 @@ class _Session:
                     outage = self.w.schedule.severity("payment_outage", self.t, method)
                 if outage and rng.random() < outage:
                     reason = OUTAGE_FAILURE_REASONS.pick(rng)
-                elif rng.random() < PAYMENT_FAILURE_P[method]:
+                elif rng.random() < self.w.failure_p.get(method, 0.05):
                     reason = FAILURE_REASONS.pick(rng)
                 else:
                     self.order_event(
@@ -400,7 +408,8 @@ class _Session:
         rng = self.rng
         asid = f"{self.w.prefix}-a{index:x}-{k}"
         tid = f"{self.w.prefix}-t{index:x}-{k}"
-        t = self.t + 5 * 60_000 + int(rng.random() * 55 * 60_000)
+        low, high = self.w.ticket_delay_ms
+        t = self.t + low + int(rng.random() * (high - low))
         kind, reason = TICKET_KINDS.pick(rng), TICKET_REASONS.pick(rng)
         self._ticket("ticket_opened", t, asid, tid, order_id, kind, reason)
         if kind in ("return", "refund") and rng.random() < 0.7:

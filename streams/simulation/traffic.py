@@ -3,8 +3,10 @@
 ``TrafficCurve.events_per_s(ts)`` = base rate × diurnal shape × sale spike. The diurnal
 shape is an hourly profile of a Chinese marketplace (quiet 3–6 am, evening peak at 21 h),
 interpolated linearly and scaled to mean 1 over the day. The spike climbs from ×1 to
-×``spike_multiplier`` in ``SPIKE_RAMP_S`` seconds, then decays as a mix of a fast (20 min)
-and a slow (3 h) exponential: the rush at midnight, then a long busy night.
+×``spike_multiplier`` in ``spike_ramp_s`` seconds (10 by default), then decays as a mix of
+a fast (20 min) and a slow (3 h) exponential: the rush at midnight, then a long busy night;
+or, with ``spike_decay_s``, exponentially to 5 % of its extra within that time. Flash sales
+(``SimConfig.flash_sales``) multiply the curve over their windows.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ HOURLY_PROFILE = (
     0.9, 0.6, 0.35, 0.2, 0.15, 0.15, 0.25, 0.45, 0.7, 0.9, 1.0, 1.05,
     1.15, 1.05, 1.0, 1.0, 1.0, 1.0, 1.05, 1.25, 1.5, 1.7, 1.6, 1.3,
 )  # fmt: skip
-SPIKE_RAMP_S = 10.0
 SPIKE_FAST_DECAY_S = 20 * 60.0
 SPIKE_SLOW_DECAY_S = 3 * 3600.0
 SPIKE_FAST_SHARE = 0.5
@@ -36,6 +37,10 @@ class TrafficCurve:
         self.offset_ms = round(config.utc_offset_h * HOUR_MS)
         self.spike_at = config.spike_time_ms
         self.multiplier = config.spike_multiplier
+        self.ramp_s = config.spike_ramp_s
+        self.decay_s = config.spike_decay_s
+        self.start_ms = config.start_ms
+        self.flash_sales = config.flash_sales
         mean = sum(HOURLY_PROFILE) / len(HOURLY_PROFILE)
         self.profile = [v / mean for v in HOURLY_PROFILE]
 
@@ -54,9 +59,11 @@ class TrafficCurve:
             return 1.0
         t = (ts - self.spike_at) / 1000
         extra = self.multiplier - 1
-        if t < SPIKE_RAMP_S:
-            return 1 + extra * t / SPIKE_RAMP_S
-        t -= SPIKE_RAMP_S
+        if t < self.ramp_s:
+            return 1 + extra * t / self.ramp_s
+        t -= self.ramp_s
+        if self.decay_s is not None:  # 5 % of the extra left after decay_s
+            return 1 + extra * math.exp(-3.0 * t / self.decay_s)
         fast = math.exp(-t / SPIKE_FAST_DECAY_S)
         slow = math.exp(-t / SPIKE_SLOW_DECAY_S)
         return 1 + extra * (SPIKE_FAST_SHARE * fast + (1 - SPIKE_FAST_SHARE) * slow)
@@ -67,8 +74,20 @@ class TrafficCurve:
             return 0.0
         return (self.spike(ts) - 1) / (self.multiplier - 1)
 
+    def flash(self, ts: int) -> float:
+        """The flash-sale multiplier at ``ts`` (1 outside every flash sale)."""
+        offset_s = (ts - self.start_ms) / 1000
+        factor = 1.0
+        for sale in self.flash_sales:
+            factor *= sale.factor(offset_s)
+        return factor
+
+    def shape(self, ts: int) -> float:
+        """Diurnal shape × sale spike × flash sales: the multiplier of the base size."""
+        return self.diurnal(ts) * self.spike(ts) * self.flash(ts)
+
     def events_per_s(self, ts: int) -> float:
-        return self.rate * self.diurnal(ts) * self.spike(ts)
+        return self.rate * self.shape(ts)
 
 
 def arrivals(

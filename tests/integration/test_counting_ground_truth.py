@@ -417,6 +417,7 @@ def ground_truth(msgs: list[Msg]) -> Truth:
     seen: set[str] = set()
     sessions: dict[str, tuple[int, str]] = {}  # session_id -> (step reached, channel)
     order_category: dict[str, str] = {}
+    paying: dict[tuple[str, str], bool] = {}  # (order_id, method) -> failed once
     late_ids: set[str] = set()
 
     def add(table: str, key: tuple[Any, ...], *measures: Any) -> None:
@@ -541,6 +542,21 @@ def ground_truth(msgs: list[Msg]) -> Truth:
                     )
                 ] += 1
                 add("payment_failures_1m", (w, method, region, reason), 1)
+            if kind in ("payment_succeeded", "payment_failed"):
+                failed = kind == "payment_failed"
+                before = paying.get((e["order_id"], method))
+                outcomes = ["attempted"] if before is None else []
+                if failed and not before:
+                    outcomes.append("failed")
+                paying[(e["order_id"], method)] = bool(before) or failed
+                for outcome in outcomes:
+                    c[
+                        sample(
+                            "salewatch_payment_orders_total",
+                            payment_method=method,
+                            outcome=outcome,
+                        )
+                    ] += 1
             step = {"order_created": 4, "payment_succeeded": 5}.get(kind, 0)
             if kind not in ("order_created", "payment_succeeded", "payment_failed"):
                 continue  # cancels and refunds are not session activity

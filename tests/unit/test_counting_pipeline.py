@@ -58,6 +58,8 @@ def funnel(channel: str, upto: str) -> dict[tuple[str, ...], float]:
 
 # ------------------------------------------------------------------ what one event counts
 
+ONE_FAILED_ORDER = {("alipay", "attempted"): 1.0, ("alipay", "failed"): 1.0}
+
 CASES = [
     pytest.param(
         "clicks",
@@ -133,6 +135,7 @@ CASES = [
             "salewatch_orders_total": {("payment_failed", "app", "alipay", "CN-GD"): 1.0},
             "salewatch_order_amount_total": {("payment_failed", "app", "apparel"): 199.0},
             "salewatch_payment_failures_total": {("alipay", "CN-GD", "other"): 1.0},
+            "salewatch_payment_orders_total": ONE_FAILED_ORDER,
         },
         id="payment_failed with an unknown reason",
     ),
@@ -143,6 +146,7 @@ CASES = [
             "salewatch_orders_total": {("payment_failed", "app", "alipay", "CN-GD"): 1.0},
             "salewatch_order_amount_total": {("payment_failed", "app", "other"): 199.0},
             "salewatch_payment_failures_total": {("alipay", "CN-GD", "timeout"): 1.0},
+            "salewatch_payment_orders_total": ONE_FAILED_ORDER,
         },
         id="payment_failed of an unknown order: category other; coupon only on created",
     ),
@@ -154,6 +158,7 @@ CASES = [
             "salewatch_order_amount_total": {("payment_succeeded", "app", "other"): 199.0},
             "salewatch_sessions_started_total": {("app", "other"): 1.0},
             "salewatch_funnel_sessions_total": funnel("app", "paid"),
+            "salewatch_payment_orders_total": {("alipay", "attempted"): 1.0},
         },
         id="payment_succeeded reaches paid",
     ),
@@ -208,6 +213,32 @@ def test_order_category_is_forgotten_after_the_order_memory() -> None:
     p.process("orders", [refund], later)
     amounts = totals.values["salewatch_order_amount_total"]
     assert amounts[("order_refunded", "app", "other")] == 199.0
+
+
+def test_payment_orders_count_each_order_once_per_method() -> None:
+    """One order fails three times with alipay, then fails with card, then pays with card:
+    alipay 1 attempted 1 failed, card 1 attempted 1 failed. A second order paying at once:
+    attempted only. The first order's alipay retry after the order memory counts again."""
+    totals = Totals()
+    p = Pipeline(totals)
+    failed = {"event_type": "payment_failed", "items": DROP}
+    p.process("orders", [event("orders", i, dt=i * 30_000, **failed) for i in (1, 2, 3)], T0)
+    card = {"payment_method": "card", "items": DROP}
+    p.process("orders", [event("orders", 4, dt=2 * MIN, **card, event_type="payment_failed")], T0)
+    paid_card = event("orders", 5, dt=3 * MIN, **card, event_type="payment_succeeded")
+    p.process("orders", [paid_card], T0)
+    paid = {"event_type": "payment_succeeded", "items": DROP, "order_id": "o-2"}
+    p.process("orders", [event("orders", 6, dt=3 * MIN, **paid)], T0)
+    later = T0 + ORDER_MEMORY_MS + 4 * MIN
+    p.close_windows(later)
+    p.process("orders", [event("orders", 7, dt=later - T0, **failed)], later)
+    assert totals.values["salewatch_payment_orders_total"] == {
+        ("alipay", "attempted"): 3.0,
+        ("alipay", "failed"): 2.0,
+        ("card", "attempted"): 1.0,
+        ("card", "failed"): 1.0,
+    }
+    assert sum(totals.values["salewatch_payment_failures_total"].values()) == 5.0
 
 
 def test_amounts_are_exact_in_cents() -> None:
