@@ -187,6 +187,13 @@ def is_exported(metric: str, exported: set[str]) -> bool:
 
 
 EXPLAINED_EMPTY: list[str] = []
+# rules that are empty by design below a traffic floor the fed stream (6 payments) does not
+# reach; whether they returned data depended on other tests' traffic still in Prometheus
+BELOW_ITS_VOLUME_GUARD = {
+    "salewatch-recording.rules.yml: payment_method:salewatch_payment_success:ratio_rate2m_others": (
+        "a low-traffic guard: needs >= 20 attempts of the other methods in 2 minutes"
+    ),
+}
 
 
 def check_promql(fed: Fed, where: str, expr: str, *, alert: bool = False) -> None:
@@ -206,6 +213,8 @@ def check_promql(fed: Fed, where: str, expr: str, *, alert: bool = False) -> Non
         reason = f"not exported yet: {', '.join(missing)}"
     elif "ALERTS" in names_in(expr):
         reason = "no alert firing"
+    elif where in BELOW_ITS_VOLUME_GUARD:
+        reason = BELOW_ITS_VOLUME_GUARD[where]
     else:
         pytest.fail(f"{where}: `{expr}` returned no data although its metrics are fed")
     EXPLAINED_EMPTY.append(f"{where}: {reason}")
