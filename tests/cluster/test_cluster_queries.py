@@ -26,6 +26,7 @@ from tests.integration.support import (
     isolated_settings,
     run_cli,
     running_worker,
+    wait_for_rollups,
     wait_until,
 )
 from tests.integration.test_dashboard_queries import produce
@@ -65,16 +66,7 @@ def fed(cluster_settings: Settings, tmp_path_factory: pytest.TempPathFactory) ->
                 "the orders in the cluster",
             )
             # the drill-down, the sale panels and the office ticker read the rollups
-            wait_until(
-                lambda: client.execute(
-                    "SELECT (SELECT count() FROM orders_1m) * (SELECT count() FROM tickets_1m)"
-                    " * (SELECT count() FROM payment_failures_1m)"
-                    " * (SELECT count() FROM category_sales_1m)"
-                )[0][0],
-                bool,
-                150,
-                "the worker's first closed windows in the cluster's rollups",
-            )
+            wait_for_rollups(client)
         finally:
             client.disconnect()
         yield settings

@@ -218,3 +218,18 @@ def read_dead_letters(
         return letters
     finally:
         consumer.close()
+
+
+def wait_for_rollups(client: Client, timeout_s: float = 150) -> None:
+    """Wait until the worker's first closed windows are in the rollups the dashboards read
+    (orders, tickets, payment failures, category sales)."""
+    wait_until(
+        lambda: client.execute(
+            "SELECT (SELECT count() FROM orders_1m) * (SELECT count() FROM tickets_1m)"
+            " * (SELECT count() FROM payment_failures_1m)"
+            " * (SELECT count() FROM category_sales_1m)"
+        )[0][0],
+        bool,
+        timeout_s,
+        "the worker's first closed windows in the rollups",
+    )

@@ -46,6 +46,7 @@ from tests.integration.support import (
     prometheus_query,
     run_cli,
     running_worker,
+    wait_for_rollups,
     wait_until,
 )
 from tests.unit.test_dashboards import (
@@ -273,16 +274,7 @@ def rollups(fed: Fed) -> Fed:
     here, after the PromQL tests (module order), whose 2-minute rates must not age."""
     client = clickhouse(fed.settings)
     try:
-        wait_until(
-            lambda: client.execute(
-                "SELECT (SELECT count() FROM orders_1m) * (SELECT count() FROM tickets_1m)"
-                " * (SELECT count() FROM payment_failures_1m)"
-                " * (SELECT count() FROM category_sales_1m)"
-            )[0][0],
-            bool,
-            150,
-            "the worker's first closed windows in the rollups",
-        )
+        wait_for_rollups(client)
     finally:
         client.disconnect()
     return fed
