@@ -12,33 +12,23 @@ event time through the worker's counting code and evaluated by a real Prometheus
 The rules under test are the redesign in ``alerts/redesign/`` (issue 13), which passes all
 8 nights (docs/alert-quality.md has the measured figures and the held-out nights, which are
 not asserted here); the nights run only on request:
-``SALEWATCH_NIGHTS=1 python -m pytest tests/drills/test_sale_nights.py``
+``NIGHTS=1 python -m pytest tests/drills/test_sale_nights.py``
 (40-100 s per night on two cores). ``test_the_suite_covers_the_issue_s_shapes`` always runs.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.drills.nights import NIGHTS, Night, run_night
 
-NIGHTS_ON = os.environ.get("SALEWATCH_NIGHTS") == "1"
-
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.timeout(900),
-    pytest.mark.skipif(
-        NIGHTS_ON and not (shutil.which("prometheus") and shutil.which("promtool")),
-        reason="needs the prometheus and promtool binaries (salewatch stack up installs them)",
-    ),
-]
+# collected only with NIGHTS=1 (tests/drills/conftest.py); needs the prometheus
+# and promtool binaries (`salewatch stack up` installs them): missing ones fail the run
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 
-@pytest.mark.skipif(not NIGHTS_ON, reason="sale nights run with SALEWATCH_NIGHTS=1")
 @pytest.mark.parametrize("night", NIGHTS, ids=lambda n: n.name)
 def test_night_pages_every_incident_in_3_minutes_and_nothing_else(
     tmp_path: Path, night: Night
