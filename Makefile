@@ -39,5 +39,5 @@ cluster-up: install  ## the local stack with a 2x2 ClickHouse cluster (then SALE
 cluster-tests: install  ## the cluster tests alone (~4 min; a 2x2 cluster of their own on free ports)
 	python3 -m pytest tests/cluster
 
-schemas:  ## regenerate the published JSON Schemas from streams/events.py
-	$(PYTHON) -m streams.schemagen
+schemas:  ## regenerate the published JSON Schemas from streams/events/contract.py
+	$(PYTHON) -m streams.events.schemagen

@@ -1,6 +1,6 @@
 """salewatch benchmarks (issue 8): throughput, freshness, memory and scale-out on the real stack.
 
-Run by ``salewatch bench`` (``streams.bench_cli``) or ``python -m bench.run``; kept apart
+Run by ``salewatch bench`` (``streams.cli.bench``) or ``python -m bench.run``; kept apart
 from the tests: nothing here decides whether the test suite passes. One module per
 measurement, each a plain function the orchestrator (``bench.run``) calls:
 

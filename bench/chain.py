@@ -39,12 +39,12 @@ async def _no_dead_letters(items: list[tuple[bytes | None, bytes]]) -> None:
 
 
 def measure(events: int = 200_000, repeat: int = 3) -> dict[str, float]:
-    from streams.app import CountLocally
-    from streams.clock import EventClock
+    from streams.counting.clock import EventClock
     from streams.counting.pipeline import Pipeline
-    from streams.ingest import BatchProcessor, InMessage
+    from streams.metrics.totals import Totals
     from streams.settings import Settings
-    from streams.totals import Totals
+    from streams.worker.app import CountLocally
+    from streams.worker.ingest import BatchProcessor, InMessage
 
     now_ms = int(time.time() * 1000)
     by_topic: dict[str, list[Any]] = {}

@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from streams.clickhouse_client import make_client
-from streams.raw_rows import RAW_COLUMNS
+from streams.clickhouse.client import make_client
+from streams.clickhouse.raw_rows import RAW_COLUMNS
 from streams.settings import load_settings
 
 

@@ -22,7 +22,7 @@ counted: sessions and windows would then hold a fraction of their real size), so
 reading records the share of late events so far (``late_share``):
 
 * **where event time lies**: a worker that starts on an empty database with the event
-  clock takes the wall clock as "now" for its state rebuild (``streams.recovery``) and
+  clock takes the wall clock as "now" for its state rebuild (``streams.worker.recovery``) and
   treats every window older than ``MAX_CATCH_UP_MS`` (1 h) before it as closed. The
   stream therefore starts ``START_BEFORE_NOW_S`` (30 min) before the worker and runs
   into the future (6.7 h for 10M events; events up to ``max_future_s``, 24 h, ahead are

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("seconds", type=float)
     args = parser.parse_args(argv)
     threading.Thread(target=probe, args=(args.seconds,), name="memory-probe", daemon=True).start()
-    from streams.worker import run
+    from streams.cli.worker import run
 
     return run(argparse.Namespace(metrics_port=None, app_id=None, loglevel="info"))
 

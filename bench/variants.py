@@ -1,7 +1,7 @@
 """The worker configurations the benchmark compares.
 
 ``worker`` is ``salewatch worker`` exactly as shipped (the batch reader of
-``streams.source_reader``, uvloop, Faust's consumer and sensors off). The other entries
+``streams.worker.reader``, uvloop, Faust's consumer and sensors off). The other entries
 change only settings the worker reads from its environment, so they need no code of their
 own: each answers one question the results ask about the shipped reader. The memory probe
 runs the unchanged worker with a logging thread (``bench.probed_worker``).

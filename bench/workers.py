@@ -28,9 +28,9 @@ from typing import Any
 from clickhouse_driver import Client
 
 from bench import kafka_io
-from streams.clickhouse_client import checked_executor, make_client
-from streams.events import DEAD_LETTER_TOPIC, ORDERS_BY_SESSION_TOPIC, TOPICS
-from streams.migrate import apply_migrations, discover_migrations
+from streams.clickhouse.client import checked_executor, make_client
+from streams.clickhouse.migrations import apply_migrations, discover_migrations
+from streams.events.contract import DEAD_LETTER_TOPIC, ORDERS_BY_SESSION_TOPIC, TOPICS
 from streams.settings import ENV_PREFIX, Settings, settings_env
 
 READY_MARK = "salewatch worker: ready"

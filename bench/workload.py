@@ -26,8 +26,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from streams.events import Topic
-from streams.recovery import kafka_partition_for
+from streams.events.contract import Topic
+from streams.worker.recovery import kafka_partition_for
 
 CHANNELS = ("app", "app", "app", "web", "mini_program", "mini_program", "h5")
 REGIONS = ("CN-BJ", "CN-SH", "CN-GD", "CN-GD", "CN-ZJ", "CN-JS", "CN-SC", "CN-HB", "CN-SD")

@@ -1,6 +1,6 @@
 """Prometheus series as OpenMetrics text with timestamps, the input of ``promtool``.
 
-A scrape of a :class:`~streams.totals.Totals` at tick ``T`` becomes one line per series,
+A scrape of a :class:`~streams.metrics.totals.Totals` at tick ``T`` becomes one line per series,
 ``name{labels} value T_seconds``, with the series the live Prometheus would store: counters
 under their ``_total`` names, histograms as ``_bucket`` (cumulative, with ``le``, ``+Inf``
 last), ``_sum`` and ``_count``, gauges as they are, plus ``up 1``, all with the target
@@ -19,8 +19,8 @@ from collections.abc import Iterable, Mapping
 
 from prometheus_client.utils import floatToGoString
 
-from streams.metric_defs import METRICS
-from streams.totals import HistogramValue, LabelValues, Totals
+from streams.metrics.defs import METRICS
+from streams.metrics.totals import HistogramValue, LabelValues, Totals
 
 JOB = "salewatch"
 INSTANCE = "backtest"

@@ -3,18 +3,18 @@
 The clock is the event time of the data, quantised to scrape ticks: events are read in
 file order and collected until one reaches the next tick ``T`` (a multiple of the scrape
 interval); then the collected events are counted as one batch per topic at clock ``T``,
-windows due at ``T`` are closed and the :class:`~streams.totals.Totals` are handed to
+windows due at ``T`` are closed and the :class:`~streams.metrics.totals.Totals` are handed to
 ``on_scrape(T, totals)``, exactly what a Prometheus scrape at ``T`` would read from a live
 worker that had received those events by then.
 
 What is the same code as the live worker:
 
-* validation: ``streams.decode.validate_event`` (events) and ``decode_message`` (raw
+* validation: ``streams.events.decode.validate_event`` (events) and ``decode_message`` (raw
   messages), with ``now`` = the replay clock ``T``, so old data is judged against its own
   time (a 2017 event is not "too old", an event more than 24 h ahead of the replay is
   "in the future"); refused events are counted like dead letters;
 * pipeline-health counters (received, valid, invalid, dead letters, newest event time,
-  lag = ``T`` - event time): ``streams.ingest.BatchProcessor``'s own counting step;
+  lag = ``T`` - event time): ``streams.worker.ingest.BatchProcessor``'s own counting step;
 * business counting: ``streams.counting.pipeline.Pipeline`` with ``now_ms = T``, the
   configured lateness and regions, and ``close_windows(T)`` at every tick.
 
@@ -35,12 +35,12 @@ from typing import Any
 
 from streams.backtest.source import Line
 from streams.counting.pipeline import Pipeline
-from streams.decode import Invalid, decode_message, validate_event
-from streams.events import TOPICS, Topic
-from streams.ingest import BatchProcessor, limits_from
-from streams.labels import OTHER
+from streams.events.contract import TOPICS, Topic
+from streams.events.decode import Invalid, decode_message, validate_event
+from streams.metrics.labels import OTHER
+from streams.metrics.totals import Totals
 from streams.settings import Settings
-from streams.totals import Totals
+from streams.worker.ingest import BatchProcessor, limits_from
 
 WORKER_NAME = "backtest"
 PROGRESS_EVERY_LINES = 1 << 16

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from streams.backtest.evaluate import Firing
-from streams.metric_defs import FUNNEL_STEPS
-from streams.totals import Totals
+from streams.metrics.defs import FUNNEL_STEPS
+from streams.metrics.totals import Totals
 
 
 def iso(ms: int | None) -> str:

@@ -34,8 +34,8 @@ from streams.backtest.replay import Replay, ReplayStats
 from streams.backtest.report import final_counters, firing_entries
 from streams.backtest.rules import check_with_promtool, load_rules, rule_files
 from streams.backtest.source import read_lines
+from streams.metrics.totals import Totals
 from streams.settings import Settings
-from streams.totals import Totals
 
 WINDOW_MS = 3600 * 1000
 READ_BUFFER = 1 << 20

@@ -4,10 +4,10 @@ Accepted line forms, one JSON value per line (blank lines are skipped):
 
 * ``salewatch simulate --out`` output: the event with a ``"topic"`` field;
 * a plain EVENTS.md event without ``"topic"``: the topic is the one whose event types
-  contain its ``event_type`` (they are disjoint, ``streams.events.EVENT_TYPES``);
+  contain its ``event_type`` (they are disjoint, ``streams.events.contract.EVENT_TYPES``);
 * ``{"topic": T, "raw": "<string>"}``: a message as it was sent to topic T (an invalid
   one, from ``simulate --invalid-rate``); its UTF-8 bytes are decoded like a Kafka message
-  value (``streams.decode.decode_message``), so it may also hold an array of events.
+  value (``streams.events.decode.decode_message``), so it may also hold an array of events.
 
 Anything else (not JSON, not an object, no topic and no known ``event_type``) cannot be
 routed to a topic: it is a :class:`Line` with ``topic=None`` and a reject reason, counted
@@ -21,8 +21,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from streams.decode import RejectReason
-from streams.events import EVENT_TYPES, TOPICS, Topic
+from streams.events.contract import EVENT_TYPES, TOPICS, Topic
+from streams.events.decode import RejectReason
 
 TOPIC_FIELD = "topic"
 RAW_FIELD = "raw"

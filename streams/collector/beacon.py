@@ -10,7 +10,7 @@ and the Core Web Vitals the ``web-vitals`` callbacks reported, as they report th
 
 Contract: ``parse_beacon(raw)`` returns a ``Beacon`` or raises ``BadBeacon`` with a reason
 from ``BEACON_REJECT_REASONS`` (a Prometheus label). The context fields are checked by the
-event contract's own validator (``streams.decode.validate_event``) on the event this beacon
+event contract's own validator (``streams.events.decode.validate_event``) on the event this beacon
 would produce, so a beacon accepted here can only yield valid ``page_view`` events. Metric
 names other than the four below (``FCP``, future ones) are ignored, for compatibility with
 newer snippets; a beacon must carry at least one of the four.
@@ -24,8 +24,8 @@ from typing import Any, Literal
 
 import orjson
 
-from streams.decode import Invalid, Limits, RejectReason, validate_event
-from streams.events import ID_MAX_LEN
+from streams.events.contract import ID_MAX_LEN
+from streams.events.decode import Invalid, Limits, RejectReason, validate_event
 
 BeaconRejectReason = Literal[
     "malformed_json",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from streams.events import DIMENSION_MAX_LEN
+from streams.events.contract import DIMENSION_MAX_LEN
 
 # also fields of streams.settings.Settings (which validates every SALEWATCH_* variable)
 HOST_ENV = "SALEWATCH_COLLECTOR_HOST"

@@ -2,7 +2,7 @@
 
 The worker measures the events (``salewatch_page_load_seconds`` …); the collector measures
 only what happens to beacons before they are events. Names, help and label values are
-declared in ``streams.metric_defs.COLLECTOR_METRICS``; this module only instantiates them.
+declared in ``streams.metrics.defs.COLLECTOR_METRICS``; this module only instantiates them.
 Every rejection reason is pre-declared at zero so that ``rate()`` and alerts see the series
 before the first one.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from streams.collector.beacon import BeaconRejectReason
-from streams.metric_defs import COLLECTOR_METRICS
+from streams.metrics.defs import COLLECTOR_METRICS
 
 REJECTED = "salewatch_collector_beacons_rejected_total"
 

@@ -18,7 +18,7 @@ from typing import Protocol
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from streams.producer import ProducerError, ensure_topics
+from streams.kafka.producer import ProducerError, ensure_topics
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import IO, Any
 
 import orjson
 
-from streams.events import TOPICS, Topic
+from streams.events.contract import TOPICS, Topic
 
 _PREFIX = {topic: b'{"topic":"%s",' % topic.encode() for topic in TOPICS}
 

@@ -39,7 +39,7 @@ from typing import Any, NamedTuple
 
 from streams.convert.invented import Invented
 from streams.counting.funnel import SESSION_TIMEOUT_MS
-from streams.events import SCHEMA_VERSION, Topic
+from streams.events.contract import SCHEMA_VERSION, Topic
 
 BEHAVIOURS = ("pv", "cart", "fav", "buy")
 CURRENCY = "CNY"

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from streams import labels as lv
 from streams.counting.sketch import DEFAULT_PRECISION, HyperLogLog
-from streams.metric_defs import ALL_CHANNELS
+from streams.metrics import labels as lv
+from streams.metrics.defs import ALL_CHANNELS
 
 SPANS_MINUTES = (1, 5, 15)
 

@@ -2,7 +2,7 @@
 
 This is the per-event hot path (issue 8: 50k events/s on two workers), so it is plain
 dict and tuple work: every label is normalised with one ``dict.get`` against a table of
-its closed set (``streams.labels``; anything else, including a missing optional field,
+its closed set (``streams.metrics.labels``; anything else, including a missing optional field,
 is ``other``), the top-level category is cached, and nothing is logged.
 
 Label rules beyond the closed sets:
@@ -21,7 +21,7 @@ Label rules beyond the closed sets:
   of retries does not look like many shoppers failing; and the counter has one series per
   method and outcome, so Prometheus' ``rate()`` does not lose the first event of the many
   sparse (channel, region) series of a rarely used method. A restarted worker restores
-  them from ClickHouse (``streams.recovery``), like the categories.
+  them from ClickHouse (``streams.worker.recovery``), like the categories.
 * an order ``redeems a coupon`` when ``coupon_code`` is present and not empty.
 * funnel steps and visits use the session's channel (its first event's), every other
   number the event's own channel.
@@ -38,7 +38,6 @@ from functools import lru_cache, partial
 from operator import itemgetter
 from typing import Any
 
-from streams import labels as lv
 from streams.counting.expiring import ExpiringDict
 from streams.counting.funnel import CART, CHECKOUT, DETAIL, NO_STEP, PAID, VISIT, SessionTracker
 from streams.counting.tally import (
@@ -51,8 +50,9 @@ from streams.counting.tally import (
     WITH_COUPON,
     Tally,
 )
-from streams.events import EVENT_TYPES
-from streams.metric_defs import REGION_VALUES
+from streams.events.contract import EVENT_TYPES
+from streams.metrics import labels as lv
+from streams.metrics.defs import REGION_VALUES
 
 OTHER = lv.OTHER
 Event = Mapping[str, Any]

@@ -19,8 +19,8 @@ from streams.counting.tally import (
     WITH_COUPON,
     Tally,
 )
-from streams.metric_defs import METRICS
-from streams.totals import HistogramValue, LabelValues, Totals
+from streams.metrics.defs import METRICS
+from streams.metrics.totals import HistogramValue, LabelValues, Totals
 
 PAGE_LOAD = "salewatch_page_load_seconds"
 

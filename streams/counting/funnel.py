@@ -35,7 +35,7 @@ from operator import itemgetter
 from typing import Any, NamedTuple, Protocol
 
 from streams.counting.expiring import ExpiringDict
-from streams.metric_defs import FUNNEL_STEPS
+from streams.metrics.defs import FUNNEL_STEPS
 
 SESSION_TIMEOUT_MS = 30 * 60 * 1000
 EXPIRY_INTERVAL_MS = 60_000

@@ -23,9 +23,9 @@ Windows hold one tally per Kafka partition (the partition number of the events' 
 topic; ``orders_by_session``'s for orders): a window's rollup rows are emitted per partition,
 named :func:`streams.counting.rollups.emitter` (``p3``), so emitting a window of a partition
 again — from any worker, after a crash or a rebalance — replaces its rows instead of adding
-to them (``streams.window_emitters``).
+to them (``streams.worker.window_emitters``).
 
-Restart and rebalance (``streams.recovery``): a worker rebuilds its counting state from
+Restart and rebalance (``streams.worker.recovery``): a worker rebuilds its counting state from
 the events stored in ClickHouse on a fresh pipeline, through :meth:`Pipeline.warm_up`
 (windows and sessions only: those events are already in the Prometheus totals) and
 :meth:`Pipeline.restore_session` / :meth:`Pipeline.restore_order_category` /
@@ -38,7 +38,6 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from streams import labels as lv
 from streams.counting.active_users import SPANS_MINUTES, ActiveUsers
 from streams.counting.classify import Classifier
 from streams.counting.counters import add_to_totals, set_active_users
@@ -55,10 +54,11 @@ from streams.counting.rollups import RollupRow, emitter, rollup_rows
 from streams.counting.sketch import DEFAULT_PRECISION
 from streams.counting.tally import Tally, merge_users
 from streams.counting.windows import DEFAULT_LATENESS_MS, DEFAULT_SIZE_MS, TumblingWindows
-from streams.events import TOPICS, Topic
-from streams.metric_defs import REGION_VALUES
+from streams.events.contract import TOPICS, Topic
+from streams.metrics import labels as lv
+from streams.metrics.defs import REGION_VALUES
+from streams.metrics.totals import Totals
 from streams.settings import Settings
-from streams.totals import Totals
 
 LATE = "salewatch_events_late_total"
 DUPLICATE = "salewatch_events_duplicate_total"
@@ -238,7 +238,7 @@ class Pipeline:
         """Count events again into windows and sessions only; return how many counted.
 
         For events that a previous process already counted into the Prometheus totals
-        (replayed from ClickHouse by ``streams.recovery``): ``events`` are ``(topic,
+        (replayed from ClickHouse by ``streams.worker.recovery``): ``events`` are ``(topic,
         partition, event)`` triples of any topics, in event-time order; duplicates and
         events late at ``now_ms`` are skipped as in :meth:`process`, and no total is
         touched. An event of partition p before ``windows_from[p]`` updates sessions and

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from streams.metric_defs import FUNNEL_STEPS, METRICS, PAGE_LOAD_BUCKETS_S
+from streams.metrics.defs import FUNNEL_STEPS, METRICS, PAGE_LOAD_BUCKETS_S
 
 K = TypeVar("K")
 N = TypeVar("N", int, float)

@@ -1,7 +1,7 @@
 """Dashboard variables: the filters ``$channel``, ``$region``, ``$payment_method`` and the
 hidden constants that carry the configured sale (``sale.toml``) into the queries.
 
-The filters are custom variables over the closed label sets of ``streams.labels`` (the
+The filters are custom variables over the closed label sets of ``streams.metrics.labels`` (the
 same values the metrics and the rollups use, ``other`` included), multi-value with "All"
 (no custom all-value: Grafana then expands "All" to every value, which both formats below
 accept). Queries use them as:
@@ -23,8 +23,8 @@ from typing import Any
 from grafana_foundation_sdk.builders import dashboard as dashboard_builders
 from grafana_foundation_sdk.models import dashboard as dm
 
-from streams import labels as lv
-from streams.metric_defs import REGION_VALUES
+from streams.metrics import labels as lv
+from streams.metrics.defs import REGION_VALUES
 from streams.sale import Sale
 
 # the hot-item rule of the "Hot items whose cart rate collapsed" panel: at least this many

@@ -9,8 +9,8 @@ Public API:
   (raising ``SpecError``); ``INCIDENT_KINDS`` documents every incident kind;
 * ``to_messages`` — events to Kafka message values, optionally SDK-style arrays.
 
-``streams.simulate`` is the ``salewatch simulate`` command that writes the stream to Kafka
-(``streams.producer``) or to a JSON-lines file.
+``streams.cli.simulate`` is the ``salewatch simulate`` command that writes the stream to Kafka
+(``streams.kafka.producer``) or to a JSON-lines file.
 """
 
 from streams.simulation.batching import Message, to_messages

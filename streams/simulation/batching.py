@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import orjson
 
-from streams.events import MAX_BATCH_EVENTS, Topic
+from streams.events.contract import MAX_BATCH_EVENTS, Topic
 from streams.simulation.model import SimEvent
 
 SDK_FLUSH_MS = 5000

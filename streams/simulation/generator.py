@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from streams.events import SCHEMA_VERSION
+from streams.events.contract import SCHEMA_VERSION
 from streams.simulation.catalog import (
     SURGE_TICKET_KINDS,
     SURGE_TICKET_REASONS,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from streams.labels import OTHER, PAYMENT_METHODS
+from streams.metrics.labels import OTHER, PAYMENT_METHODS
 from streams.simulation.timespec import SpecError, format_duration, parse_duration
 
 IncidentKindName = Literal[

@@ -1,7 +1,7 @@
 """Deliberately invalid messages, one per kind of bad input the worker must dead-letter.
 
 Each is derived from a real event (so it looks like traffic, with a real key) and carries
-the reject reason ``streams.decode`` is expected to give it, as ground truth for tests.
+the reject reason ``streams.events.decode`` is expected to give it, as ground truth for tests.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from streams.decode import RejectReason
-from streams.events import ID_MAX_LEN, MAX_EVENT_BYTES
+from streams.events.contract import ID_MAX_LEN, MAX_EVENT_BYTES
+from streams.events.decode import RejectReason
 from streams.simulation.catalog import Weighted
 from streams.simulation.model import SimEvent
 

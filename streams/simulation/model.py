@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from streams.events import Topic
+from streams.events.contract import Topic
 
 
 class SimEvent(NamedTuple):
     """One generated event, in the order the simulator emits it.
 
-    ``event`` is the EVENTS.md object (valid per ``streams.decode.validate_event``) and
+    ``event`` is the EVENTS.md object (valid per ``streams.events.decode.validate_event``) and
     ``key`` its Kafka message key (``KEY_FIELD`` of the topic). A deliberately invalid
     message, asked for with ``SimConfig.invalid_rate``, has ``raw`` set to the exact bytes to
     send and an empty ``event``. ``ts`` is the event time in epoch ms; for invalid messages it

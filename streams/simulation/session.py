@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
-from streams.events import SCHEMA_VERSION
+from streams.events.contract import SCHEMA_VERSION
 from streams.simulation.catalog import (
     CATEGORY_PICK,
     CHANNELS,

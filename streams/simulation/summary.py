@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from streams.events import TOPICS
+from streams.events.contract import TOPICS
 from streams.simulation.model import SimEvent
 
 FUNNEL_STEPS = ("visit", "detail", "cart", "checkout", "paid")

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from streams.clickhouse_client import checked_executor, make_client
-from streams.migrate import (
+from streams.cli.worker import check_clickhouse
+from streams.clickhouse.client import checked_executor, make_client
+from streams.clickhouse.migrations import (
     ClusterNode,
     Execute,
     apply_cluster_migrations,
@@ -17,7 +18,6 @@ from streams.migrate import (
     discover_migrations,
 )
 from streams.settings import Settings
-from streams.worker import check_clickhouse
 from tests.cluster.conftest import SHAPE, cluster_node_settings
 from tests.faults.conftest import drop_database
 from tests.integration.support import ch_rows, isolated_settings, run_cli

@@ -5,7 +5,7 @@ docs/metrics.md, run on the real 2×2 cluster through its Distributed tables, ov
 
 On a cluster the queries are written exactly as on one node: the Distributed tables keep
 the names, ``FINAL`` is applied per shard (right because the sharding keys put every copy
-of a row on one shard, ``streams/cluster_schema.py``), and none of them has an ``IN`` or
+of a row on one shard, ``streams/clickhouse/cluster_schema.py``), and none of them has an ``IN`` or
 ``JOIN`` over a second Distributed table (which would need ``GLOBAL IN`` or
 ``distributed_product_mode``); scalar subqueries run as queries of their own.
 """

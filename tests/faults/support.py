@@ -13,7 +13,7 @@ import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.structs import TopicPartition
 
-from streams.events import ORDERS_BY_SESSION_TOPIC
+from streams.events.contract import ORDERS_BY_SESSION_TOPIC
 from streams.settings import Settings
 from tests.integration.support import ch_scalar, wait_until
 from tests.unit.events_factory import make_event

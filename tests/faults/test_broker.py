@@ -117,7 +117,7 @@ def test_broker_restart_while_the_worker_is_down_loses_nothing(
     """The issue-15 scenario: 2,000 events stored, worker stopped, the broker restarted (a
     new incarnation of every partition, no committed offsets), 6,000 new events produced,
     worker started. The new log is longer than the offsets ClickHouse holds, so only the
-    offset fence (``streams.offset_fence``) tells that its records are not the stored ones:
+    offset fence (``streams.worker.offset_fence``) tells that its records are not the stored ones:
     without it the worker sought past them (measured: 4,000 of 6,000 stored)."""
     settings = _settings(isolated, throwaway_tansu)
     throwaway_tansu.start()

@@ -1,4 +1,4 @@
-"""Fuzz ``streams.decode.decode_message``: it never raises, and every input is accounted
+"""Fuzz ``streams.events.decode.decode_message``: it never raises, and every input is accounted
 for (its valid events plus its rejections cover the message: one rejection for a whole bad
 message, or one outcome per element of an array)."""
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.decode import REJECT_REASONS, Limits, decode_message, valid_events
-from streams.events import MAX_BATCH_EVENTS, TOPICS
+from streams.events.contract import MAX_BATCH_EVENTS, TOPICS
+from streams.events.decode import REJECT_REASONS, Limits, decode_message, valid_events
 from tests.unit.events_factory import NOW_MS, make_event
 
 pytestmark = pytest.mark.integration  # the fault suite; needs no service

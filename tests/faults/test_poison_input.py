@@ -3,7 +3,7 @@
 Every valid event is stored once in ClickHouse; every bad one is on ``dead_letters`` with a
 reason (valid-but-unknown dimensions, e.g. 100k distinct channels, are stored and counted
 as ``other``); the worker stays healthy and every metric's series count stays within its
-declared bound (``streams.metric_defs.METRICS[name].max_series``).
+declared bound (``streams.metrics.defs.METRICS[name].max_series``).
 
 Kafka limits: Apache Kafka refuses a 10 MB message by default (message.max.bytes 1 MB), but
 tansu accepted it (checked): so here the blob does reach the worker, which must dead-letter
@@ -21,7 +21,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.metric_defs import METRICS
+from streams.metrics.defs import METRICS
 from streams.settings import Settings
 from tests.faults.support import produce_all
 from tests.integration.support import (

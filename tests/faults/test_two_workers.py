@@ -12,7 +12,7 @@ the allowed lateness is scaled too: 5 minutes of event time (~28 s of the test's
 what 120 s are to a live worker on the wall clock). Kafka notices the dead member after
 its session timeout (~10 s: ~2 event-minutes), while the survivor's clock, driven by its
 own partitions, runs on and closes windows the dead worker had open — windows the survivor
-emits for the moved partitions from their newest marks (``streams.window_emitters``; the
+emits for the moved partitions from their newest marks (``streams.worker.window_emitters``; the
 test checks it took exactly those partitions over). The dead worker's backlog must arrive
 within the lateness; with the live default of 120 s (~11 s here) it is counted late
 instead (measured at 18x: 296 of 10,000, exactly the shortfall of the one window they
@@ -282,7 +282,7 @@ def test_raw_tables_hold_every_event_exactly_once(outcome: Outcome) -> None:
 
 
 def test_rollups_of_closed_windows_match_ground_truth(outcome: Outcome) -> None:
-    """Summed over the workers' and the catch-up rows (``streams.window_emitters``)."""
+    """Summed over the workers' and the catch-up rows (``streams.worker.window_emitters``)."""
     assert outcome.rollups == outcome.truth, outcome.diff
 
 

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from clickhouse_driver import Client
 
 from streams.settings import Settings, settings_env
-from streams.source_reader import READY_LINE
+from streams.worker.reader import READY_LINE
 
 T = TypeVar("T")
 

@@ -19,7 +19,8 @@ from typing import Any
 import orjson
 import pytest
 
-from streams import backtest_cli, convert_cli
+from streams.cli import backtest as backtest_cli
+from streams.cli import convert as convert_cli
 
 pytestmark = pytest.mark.integration
 

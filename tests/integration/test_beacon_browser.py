@@ -42,7 +42,7 @@ from typing import Any
 
 import pytest
 
-from streams.decode import Limits, validate_event
+from streams.events.decode import Limits, validate_event
 from streams.settings import Settings
 from tests.integration.support import (
     metric_value,
@@ -181,7 +181,7 @@ def running_collector(
     env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.collect_cli", "--port", str(port), *flags],
+            [sys.executable, "-m", "streams.cli.collect", "--port", str(port), *flags],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

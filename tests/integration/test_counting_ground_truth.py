@@ -12,7 +12,7 @@ A real worker (event-time window clock, so the recent-past stream closes its own
 stack's Prometheus (it scrapes port 9109), every per-minute rollup row (``FINAL``, summed
 over workers), the raw tables, a recomputation of the rollups from the raw tables in SQL,
 and distinct users per minute. The second test SIGKILLs the worker mid-stream and starts it
-again: ClickHouse must still match exactly (``streams.recovery`` rebuilds the state); the
+again: ClickHouse must still match exactly (``streams.worker.recovery`` rebuilds the state); the
 restarted worker must count exactly the messages after what ClickHouse held; Prometheus
 totals (last sample of each process) may differ from the ground truth only by the
 contributions of the messages produced around the kill (see :func:`kill_zone`).
@@ -42,8 +42,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.recovery import kafka_partition_for
 from streams.settings import Settings
+from streams.worker.recovery import kafka_partition_for
 from tests.integration.support import (
     WorkerProcess,
     clickhouse,

@@ -38,7 +38,7 @@ import yaml
 from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.events import Topic
+from streams.events.contract import Topic
 from streams.settings import Settings
 from tests.integration.support import (
     clickhouse,

@@ -25,11 +25,11 @@ import pytest
 from clickhouse_driver.errors import ServerException
 
 from streams.cli import main
-from streams.clickhouse_client import make_client
-from streams.migrate import DEFAULT_MIGRATIONS_DIR, discover_migrations
-from streams.raw_rows import RAW_COLUMNS, raw_row
+from streams.cli.worker import check_clickhouse
+from streams.clickhouse.client import make_client
+from streams.clickhouse.migrations import DEFAULT_MIGRATIONS_DIR, discover_migrations
+from streams.clickhouse.raw_rows import RAW_COLUMNS, raw_row
 from streams.settings import load_settings
-from streams.worker import check_clickhouse
 from tests.unit.events_factory import DROP, make_event
 
 pytestmark = pytest.mark.integration

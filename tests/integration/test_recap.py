@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
+from streams.clickhouse.raw_rows import RAW_COLUMNS, RAW_TABLE, raw_row
 from streams.convert.taobao import convert
-from streams.raw_rows import RAW_COLUMNS, RAW_TABLE, raw_row
 from streams.recap import queries
 from streams.settings import Settings
 from tests.integration.support import clickhouse, isolated_settings, run_cli

@@ -29,8 +29,8 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from streams.cli import main
-from streams.decode import Limits, decode_message
-from streams.events import DEAD_LETTER_TOPIC, KEY_FIELD, TOPICS, Topic
+from streams.events.contract import DEAD_LETTER_TOPIC, KEY_FIELD, TOPICS, Topic
+from streams.events.decode import Limits, decode_message
 from streams.stack.services import tansu_argv
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from streams.migrate import (
+from streams.clickhouse.migrations import (
     DEFAULT_MIGRATIONS_DIR,
     apply_migrations,
     chdb_executor,
@@ -28,8 +28,8 @@ def migrated_chdb(
     path: Path, database: str, executor: Callable[[Any], E] = chdb_executor
 ) -> Iterator[E]:
     """Every migration applied to ``database`` in a chdb session at ``path``; yields
-    ``executor(session)`` (default: :func:`streams.migrate.chdb_executor`). Skips the test
-    when chdb is not installed."""
+    ``executor(session)`` (default: :func:`streams.clickhouse.migrations.chdb_executor`).
+    Skips the test when chdb is not installed."""
     chdb_session = pytest.importorskip("chdb.session")
     session = chdb_session.Session(path=str(path))
     try:

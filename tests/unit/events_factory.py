@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.events import Topic
+from streams.events.contract import Topic
 
 NOW_MS = 1_795_000_000_000  # a fixed "now" (2026-11-19) so tests never depend on the clock
 

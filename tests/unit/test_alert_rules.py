@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from streams.metric_defs import ALL_METRICS
+from streams.metrics.defs import ALL_METRICS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ALERTS_DIR = REPO_ROOT / "alerts"
@@ -219,7 +219,7 @@ def test_every_name_used_is_declared_or_recorded(rule: dict[str, Any]) -> None:
             for suffix in HISTOGRAM_SUFFIXES:
                 if name.endswith(suffix) and name.removesuffix(suffix) in ALL_METRICS:
                     base = name.removesuffix(suffix)
-            assert base in ALL_METRICS, f"{name}: not declared in streams/metric_defs.py"
+            assert base in ALL_METRICS, f"{name}: not declared in streams/metrics/defs.py"
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: str(r.get("record") or r.get("alert")))

@@ -16,7 +16,7 @@ from streams.backtest.openmetrics import (
 )
 from streams.backtest.prometheus import Series
 from streams.backtest.rules import Rule
-from streams.totals import Totals
+from streams.metrics.totals import Totals
 
 
 @pytest.mark.parametrize(

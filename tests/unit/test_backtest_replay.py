@@ -10,9 +10,9 @@ import pytest
 from streams.backtest.replay import Replay, ReplayStats
 from streams.backtest.source import Line, read_lines
 from streams.counting.pipeline import Pipeline
+from streams.metrics.totals import Totals
 from streams.settings import load_settings
 from streams.simulation import SimConfig, generate, summarize
-from streams.totals import Totals
 from tests.unit.events_factory import make_event
 
 T0 = 1_511_658_000_000  # 2017-11-26 01:00:00 UTC, a multiple of 5 s: old, real-data time

@@ -6,12 +6,12 @@ import argparse
 
 import pytest
 
-from streams import backtest_cli
 from streams.backtest.alerting import Episode
 from streams.backtest.evaluate import Firing
 from streams.backtest.report import final_counters, firing_entries, format_table
 from streams.backtest.rules import Rule
-from streams.totals import Totals
+from streams.cli import backtest as backtest_cli
+from streams.metrics.totals import Totals
 
 T = 1_731_295_200_000  # 2024-11-11 03:20:00 UTC
 

@@ -1,4 +1,4 @@
-"""``salewatch bench`` parses the benchmark options (``streams.bench_cli``)."""
+"""``salewatch bench`` parses the benchmark options (``streams.cli.bench``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streams import bench_cli
+from streams.cli import bench as bench_cli
 
 
 def parse(*argv: str) -> argparse.Namespace:

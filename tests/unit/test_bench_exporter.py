@@ -10,8 +10,8 @@ from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from streams.counting.pipeline import Pipeline
-from streams.exporter import TextRenderer, TotalsCollector, serve_metrics
-from streams.totals import Totals
+from streams.metrics.exporter import TextRenderer, TotalsCollector, serve_metrics
+from streams.metrics.totals import Totals
 from tests.unit.events_factory import NOW_MS, make_event
 
 

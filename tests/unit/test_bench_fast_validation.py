@@ -1,6 +1,6 @@
 """The compiled fast check (issue 8 speed work) accepts exactly what the validator accepts.
 
-``streams.decode.validate_event`` trusts ``fast_check`` when it says "valid" and asks the
+``streams.events.decode.validate_event`` trusts ``fast_check`` when it says "valid" and asks the
 field-by-field ``validate_fields`` otherwise; so for every JSON value the two must agree.
 Cases: every field of every topic (and of an order item) set to values on both sides of
 its type and bounds, absent, or null; plus random combinations (hypothesis).
@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.decode import Invalid, Limits, fast_check, validate_fields
-from streams.events import FIELDS, ITEM_FIELDS, TOPICS, Topic
+from streams.events.contract import FIELDS, ITEM_FIELDS, TOPICS, Topic
+from streams.events.decode import Invalid, Limits, fast_check, validate_fields
 from tests.unit.events_factory import NOW_MS, make_event
 
 LIMITS = Limits()
@@ -164,7 +164,7 @@ MESSAGES: list[Any] = [
 def test_valid_events_is_decode_message_when_it_answers(
     topic: Topic, raw: bytes, proven: bool
 ) -> None:
-    from streams.decode import decode_message, valid_events
+    from streams.events.decode import decode_message, valid_events
 
     fast = valid_events(raw, topic, NOW_MS, LIMITS)
     assert (fast is not None) == proven

@@ -9,12 +9,12 @@ from typing import Any
 
 import orjson
 
-from streams.decode import decode_message
-from streams.events import Topic
-from streams.ingest import BatchProcessor, InMessage, limits_from
-from streams.raw_rows import raw_row
+from streams.clickhouse.raw_rows import raw_row
+from streams.events.contract import Topic
+from streams.events.decode import decode_message
+from streams.metrics.totals import Totals
 from streams.settings import Settings
-from streams.totals import Totals
+from streams.worker.ingest import BatchProcessor, InMessage, limits_from
 from tests.unit.events_factory import NOW_MS, make_event
 
 

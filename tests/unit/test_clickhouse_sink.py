@@ -1,4 +1,4 @@
-"""streams.clickhouse_sink: transient errors retried, refused rows bisected out and
+"""streams.clickhouse.sink: transient errors retried, refused rows bisected out and
 dead-lettered, fatal errors raised — against a stand-in client that fails like
 clickhouse-driver does (the real server: tests/faults/test_clickhouse_refuses.py)."""
 
@@ -13,10 +13,10 @@ import orjson
 import pytest
 from clickhouse_driver.errors import NetworkError, ServerException, TypeMismatchError
 
-from streams.clickhouse_errors import classify, reject_reason
-from streams.clickhouse_sink import ClickHouseFatalError, ClickHouseSink
+from streams.clickhouse.errors import classify, reject_reason
+from streams.clickhouse.sink import ClickHouseFatalError, ClickHouseSink
+from streams.metrics.totals import Totals
 from streams.settings import Settings
-from streams.totals import Totals
 
 COLUMNS = ("event_id", "quantity", "kafka_partition", "kafka_offset")
 
@@ -97,7 +97,7 @@ def test_refused_rows_are_dead_lettered_and_the_rest_stored(n: int, bad: set[int
 def test_transient_errors_are_retried_then_everything_is_stored(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("streams.clickhouse_sink.RETRY_WAIT", lambda state: 0)
+    monkeypatch.setattr("streams.clickhouse.sink.RETRY_WAIT", lambda state: 0)
     client = FakeClient(transient=3)
     sink, totals, letters = sink_with(client)
     asyncio.run(sink.insert("carts_raw", COLUMNS, rows(10, set())))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from streams.clickhouse_sink import table_label
+from streams.clickhouse.sink import table_label
 from streams.counting.rollups import ROLLUP_TABLES
-from streams.metric_defs import CLICKHOUSE_TABLE_VALUES
+from streams.metrics.defs import CLICKHOUSE_TABLE_VALUES
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.clock import EventClock, WallClock
+from streams.counting.clock import EventClock, WallClock
 
 
 class FakeWall:

@@ -1,4 +1,4 @@
-"""The cluster form of the migrations (``streams/cluster_schema.py``) and the local
+"""The cluster form of the migrations (``streams/clickhouse/cluster_schema.py``) and the local
 cluster's configuration (``streams/stack/cluster.py``), without a server."""
 
 from __future__ import annotations
@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from streams.cluster_schema import (
+from streams.clickhouse.cluster_schema import (
     SHARDING_KEYS,
     ClusterSchemaError,
     cluster_statements,
 )
-from streams.migrate import discover_migrations, worker_tables
+from streams.clickhouse.migrations import discover_migrations, worker_tables
 from streams.settings import Settings
 from streams.stack.cluster import ClusterShape, nodes, render_node_config
 

@@ -22,7 +22,7 @@ from streams.collector.config import (
 )
 from streams.collector.merge import Overloaded, PageLoads
 from streams.collector.ratelimit import RateLimiter
-from streams.decode import Limits, validate_event
+from streams.events.decode import Limits, validate_event
 from tests.unit.events_factory import NOW_MS
 
 

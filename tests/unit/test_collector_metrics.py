@@ -1,4 +1,4 @@
-"""The collector exposes exactly the metrics declared in streams.metric_defs (names, types,
+"""The collector exposes exactly the metrics declared in streams.metrics.defs (names, types,
 label values), every rejection reason from the start, and none of the worker's names."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams.collector.beacon import BEACON_REJECT_REASONS
 from streams.collector.metrics import CollectorMetrics
-from streams.metric_defs import ALL_METRICS, COLLECTOR_METRICS, METRICS
+from streams.metrics.defs import ALL_METRICS, COLLECTOR_METRICS, METRICS
 
 
 def exposed() -> dict[str, tuple[str, set[tuple[tuple[str, str], ...]]]]:

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams.collector.config import CollectorConfig
 from streams.collector.server import Collector
-from streams.decode import Limits, validate_event
+from streams.events.decode import Limits, validate_event
 from tests.unit.events_factory import NOW_MS
 from tests.unit.test_collector_beacon import FakeClock, beacon_body, metric
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from streams import collect_cli
+from streams.cli import collect as collect_cli
 from streams.collector.config import DEFAULT_PORT
 
 SNIPPET_DIR = Path(__file__).resolve().parents[2] / "collector" / "snippet"

@@ -355,7 +355,7 @@ def test_dockerignore_keeps_local_files_out_of_the_image(secret: str) -> None:
 
 
 def test_image_contains_the_migrations() -> None:
-    from streams.migrate import DEFAULT_MIGRATIONS_DIR
+    from streams.clickhouse.migrations import DEFAULT_MIGRATIONS_DIR
 
     top = DEFAULT_MIGRATIONS_DIR.relative_to(REPO_ROOT).parts[0]
     assert top in {c.rstrip("/") for c in COPIED}, f"`salewatch migrate` needs {top}/"

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from streams.convert.taobao import ConvertStats, convert
-from streams.decode import Limits, validate_event
-from streams.events import Topic
+from streams.events.contract import Topic
+from streams.events.decode import Limits, validate_event
 
 T = 1_511_658_000  # 2017-11-26 01:00:00 UTC, seconds as in the data
 GAP = 30 * 60  # seconds: 30 minutes of inactivity ends a session

@@ -1,7 +1,7 @@
 """Rollup rows in ClickHouse (chdb, current ClickHouse): the migrations take the rows the
 counting core produces, a re-emitted window replaces instead of adding (FINAL), the
 documented page-load quantile query runs, and the active-users view normalises labels like
-streams.labels. The same DDL runs on 18.16: tests/integration/test_migrate.py."""
+streams.metrics.labels. The same DDL runs on 18.16: tests/integration/test_migrate.py."""
 
 from __future__ import annotations
 
@@ -13,15 +13,15 @@ from typing import Any
 
 import pytest
 
-from streams import labels
-from streams.counting.pipeline import Pipeline
-from streams.counting.rollups import ROLLUP_COLUMNS, RollupRow, insert_batches
-from streams.docs_metrics import NUMBERS, SQL_DATABASE
-from streams.migrate import (
+from streams.clickhouse.migrations import (
     DEFAULT_MIGRATIONS_DIR,
     Execute,
 )
-from streams.totals import Totals
+from streams.counting.pipeline import Pipeline
+from streams.counting.rollups import ROLLUP_COLUMNS, RollupRow, insert_batches
+from streams.metrics import labels
+from streams.metrics.docs import NUMBERS, SQL_DATABASE
+from streams.metrics.totals import Totals
 from tests.unit.chdb_store import migrated_chdb
 from tests.unit.events_factory import make_event
 

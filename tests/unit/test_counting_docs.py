@@ -9,18 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from streams.docs_metrics import DOC_PATH, NUMBERS, SQL_DATABASE, Number, main, render
-from streams.metric_defs import ALL_METRICS, METRICS
-from streams.migrate import (
+from streams.clickhouse.migrations import (
     Execute,
 )
+from streams.metrics.defs import ALL_METRICS, METRICS
+from streams.metrics.docs import DOC_PATH, NUMBERS, SQL_DATABASE, Number, main, render
 from tests.unit.chdb_store import migrated_chdb
 
 DB = "salewatch_docs"
 
 
 def test_committed_doc_is_up_to_date() -> None:
-    assert DOC_PATH.read_text() == render(), "run `python -m streams.docs_metrics`"
+    assert DOC_PATH.read_text() == render(), "run `python -m streams.metrics.docs`"
     assert main(["--check"]) == 0
 
 
@@ -52,7 +52,7 @@ def test_sql_example_runs(execute: Execute, number: Number) -> None:
 def test_check_reports_a_stale_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     stale = tmp_path / "metrics.md"
     stale.write_text("old\n")
-    monkeypatch.setattr("streams.docs_metrics.DOC_PATH", stale)
+    monkeypatch.setattr("streams.metrics.docs.DOC_PATH", stale)
     assert main(["--check"]) == 1
     assert main([]) == 0
     assert stale.read_text() == render()

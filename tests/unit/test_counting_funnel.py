@@ -23,7 +23,7 @@ from streams.counting.funnel import (
     expire_by_scan,
 )
 from streams.counting.tally import Tally
-from streams.metric_defs import FUNNEL_STEPS
+from streams.metrics.defs import FUNNEL_STEPS
 
 MIN = 60_000
 STEP = {

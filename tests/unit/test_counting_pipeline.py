@@ -14,10 +14,10 @@ from streams.counting.classify import ORDER_MEMORY_MS
 from streams.counting.funnel import MemorySessionStore
 from streams.counting.pipeline import Pipeline
 from streams.counting.rollups import ROLLUP_COLUMNS, RollupRow
-from streams.events import Topic
-from streams.metric_defs import METRICS
+from streams.events.contract import Topic
+from streams.metrics.defs import METRICS
+from streams.metrics.totals import Totals
 from streams.settings import Settings
-from streams.totals import Totals
 from tests.unit.events_factory import DROP, make_event
 
 T0 = 1_731_283_200_000  # 2024-11-11 00:00:00 UTC, a window start

@@ -10,9 +10,9 @@ import pytest
 
 from streams.counting.pipeline import Pipeline
 from streams.counting.tally import VITALS
-from streams.exporter import TextRenderer
-from streams.metric_defs import METRICS
-from streams.totals import Totals
+from streams.metrics.defs import METRICS
+from streams.metrics.exporter import TextRenderer
+from streams.metrics.totals import Totals
 from tests.unit.events_factory import DROP, make_event
 
 T0 = 1_731_283_200_000  # a window start

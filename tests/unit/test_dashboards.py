@@ -31,13 +31,13 @@ from grafana_foundation_sdk.cog.plugins import register_default_plugins
 from grafana_foundation_sdk.models import dashboard as dm
 
 from streams import dashboards
+from streams.cli.dashboards import register
+from streams.clickhouse.raw_rows import RAW_COLUMNS, RAW_TABLE, raw_row
 from streams.dashboards import clickhouse, push
 from streams.dashboards.sql import expand_macros
 from streams.dashboards.variables import expand_variables
-from streams.dashboards_cli import register
-from streams.events import Topic
-from streams.metric_defs import ALL_METRICS
-from streams.raw_rows import RAW_COLUMNS, RAW_TABLE, raw_row
+from streams.events.contract import Topic
+from streams.metrics.defs import ALL_METRICS
 from tests.unit.events_factory import make_event
 from tests.unit.test_alert_rules import RECORD_NAMES, referenced_names
 
@@ -331,7 +331,7 @@ def chdb_database(path: Path, database: str, now_ms: int = SEED_NOW_MS) -> Any:
     ``now_ms`` in."""
     from chdb import session as chdb_session
 
-    from streams.migrate import (
+    from streams.clickhouse.migrations import (
         DEFAULT_MIGRATIONS_DIR,
         apply_migrations,
         chdb_executor,
@@ -383,7 +383,7 @@ def rollups_from_raw(database: str) -> list[str]:
 
 
 def run_on_chdb(session: Any, database: str, sql: str) -> Sequence[Sequence[Any]]:
-    from streams.migrate import chdb_executor
+    from streams.clickhouse.migrations import chdb_executor
 
     # the data source's default database is salewatch; chdb has no per-query default
     session.query(f"USE {database}")

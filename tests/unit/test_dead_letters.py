@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from streams.dead_letters import MAX_ORIGINAL_BYTES, dead_letter_value, original_bytes
-from streams.decode import Rejected
+from streams.events.decode import Rejected
+from streams.kafka.dead_letters import MAX_ORIGINAL_BYTES, dead_letter_value, original_bytes
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.decode import REJECT_REASONS, Limits, decode_message, valid_events
-from streams.events import MAX_BATCH_EVENTS, MAX_EVENT_BYTES, TOPICS, Topic
+from streams.events.contract import MAX_BATCH_EVENTS, MAX_EVENT_BYTES, TOPICS, Topic
+from streams.events.decode import REJECT_REASONS, Limits, decode_message, valid_events
 from tests.unit.events_factory import DROP, NOW_MS, make_event
 
 LIMITS = Limits(max_future_ms=24 * 3600 * 1000, max_age_ms=30 * 24 * 3600 * 1000)

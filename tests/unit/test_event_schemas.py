@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams import schemagen
-from streams.decode import decode_message
-from streams.events import FIELDS, MODELS, TOPICS, Topic
+from streams.events import schemagen
+from streams.events.contract import FIELDS, MODELS, TOPICS, Topic
+from streams.events.decode import decode_message
 from tests.unit.events_factory import NOW_MS, make_event
 from tests.unit.test_decode import ACCEPTED_EDGES, BAD_MESSAGES, LIMITS
 
@@ -42,7 +42,7 @@ def load_schema(topic: Topic) -> dict[str, Any]:
 def test_committed_schema_is_generated_from_specs(topic: Topic) -> None:
     path = schemagen.SCHEMA_DIR / f"{topic}.schema.json"
     assert path.read_text(encoding="utf-8") == schemagen.render(topic), (
-        "run `python -m streams.schemagen` and commit the result"
+        "run `python -m streams.events.schemagen` and commit the result"
     )
     jsonschema.Draft202012Validator.check_schema(load_schema(topic))
 

@@ -10,9 +10,9 @@ import asyncio
 import orjson
 import pytest
 
-from streams.ingest import BatchProcessor, InMessage
+from streams.metrics.totals import Totals
 from streams.settings import Settings
-from streams.totals import Totals
+from streams.worker.ingest import BatchProcessor, InMessage
 from tests.unit.events_factory import NOW_MS, make_event
 from tests.unit.test_bench_ingest import Capture
 

@@ -1,4 +1,4 @@
-"""streams.insert_queue: order, the events bound, merging, draining."""
+"""streams.worker.insert_queue: order, the events bound, merging, draining."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from streams.insert_queue import InsertQueue
+from streams.worker.insert_queue import InsertQueue
 
 TICK = 0.01
 
@@ -117,7 +117,7 @@ def test_drained_waits_for_batches_in_flight_including_empty_ones() -> None:
 @pytest.mark.parametrize("waiter", ["put", "drained", "take"])
 def test_a_failed_queue_wakes_every_waiter_which_raises(waiter: str) -> None:
     """The inserter died: whoever waits on the queue raises at once, nobody hangs."""
-    from streams.insert_queue import InsertQueueFailed
+    from streams.worker.insert_queue import InsertQueueFailed
 
     async def scenario() -> BaseException | None:
         q: InsertQueue[str] = InsertQueue(max_events=10)

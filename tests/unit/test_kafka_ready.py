@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.kafka_ready import SETTING, probe_kafka, wait_for_kafka
+from streams.kafka.ready import SETTING, probe_kafka, wait_for_kafka
 
 
 def test_waits_until_the_broker_answers() -> None:

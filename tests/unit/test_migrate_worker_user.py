@@ -25,7 +25,7 @@ import pytest
 from chdb import session as chdb_session
 from pydantic import SecretStr
 
-from streams.migrate import (
+from streams.clickhouse.migrations import (
     DEFAULT_MIGRATIONS_DIR,
     Execute,
     Row,

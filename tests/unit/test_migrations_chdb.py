@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from chdb import session as chdb_session
 
-from streams.migrate import (
+from streams.clickhouse.migrations import (
     DEFAULT_MIGRATIONS_DIR,
     AppliedRecord,
     ChecksumMismatch,
@@ -120,7 +120,7 @@ TABLE_NAME = re.compile(
     "migration", discover_migrations(DEFAULT_MIGRATIONS_DIR), ids=lambda m: m.id
 )
 def test_shipped_migrations_follow_the_conventions(migration: Migration) -> None:
-    """The rules in the streams/migrate.py docstring, for every file in schemas/clickhouse."""
+    """The rules of the streams/clickhouse/migrations.py docstring, for each migration file."""
     for statement in migration.statements:
         if statement.upper().startswith("CREATE"):
             assert CREATE_IF_NOT_EXISTS.match(statement), "CREATE without IF NOT EXISTS"

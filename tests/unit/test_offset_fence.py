@@ -1,4 +1,4 @@
-"""streams.offset_fence: is the record at the newest stored offset the one ClickHouse holds?
+"""streams.worker.offset_fence: is the record at the newest stored offset the one ClickHouse holds?
 
 The judgement is pure (cases below); reading the record back runs against the real broker
 in tests/faults/test_broker.py (a restarted tansu: another incarnation of every partition).
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.offset_fence import StoredPosition, Verdict, event_ids, judge
+from streams.worker.offset_fence import StoredPosition, Verdict, event_ids, judge
 
 STORED = StoredPosition(41, "e-41")
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from streams.events import Topic
-from streams.raw_rows import RAW_COLUMNS, RAW_TABLE
+from streams.clickhouse.raw_rows import RAW_COLUMNS, RAW_TABLE
+from streams.events.contract import Topic
 from streams.recap import alerts, compute, queries, render
 from streams.simulation import SimConfig, generate, parse_time
 from tests.recap_truth import compare, truth
@@ -204,7 +204,7 @@ def test_times_need_an_offset(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 def test_the_progress_line_rewrites_itself_on_a_terminal() -> None:
     import io
 
-    from streams.recap_cli import ProgressLine
+    from streams.cli.recap import ProgressLine
 
     class Tty(io.StringIO):
         def isatty(self) -> bool:

@@ -1,4 +1,4 @@
-"""Restart recovery (streams.recovery): session ownership, the rebuild plan, stored rows read
+"""Restart recovery (streams.worker.recovery): session ownership, the rebuild plan, stored rows read
 back as events, session state from SQL, and the property that matters — a worker that
 crashes and rebuilds from ClickHouse ends with the same rollups and totals as one that
 never crashed.
@@ -23,12 +23,13 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from kafka.partitioner.default import murmur2 as kafka_python_murmur2
 
+from streams.clickhouse.raw_rows import RAW_COLUMNS, RAW_TABLE, raw_row
 from streams.counting.funnel import CART, CHECKOUT, DETAIL, NO_STEP, PAID, VISIT, Session
 from streams.counting.pipeline import Pipeline
 from streams.counting.rollups import ROLLUP_COLUMNS, RollupRow
-from streams.events import KEY_FIELD, TOPICS, Topic
-from streams.raw_rows import RAW_COLUMNS, RAW_TABLE, raw_row
-from streams.recovery import (
+from streams.events.contract import KEY_FIELD, TOPICS, Topic
+from streams.metrics.totals import Totals
+from streams.worker.recovery import (
     MAX_CATCH_UP_MS,
     REPLAY_COLUMNS,
     Query,
@@ -43,10 +44,9 @@ from streams.recovery import (
     session_from_row,
     sessions_sql,
 )
-from streams.totals import Totals
-from streams.window_emitters import COLUMNS as MARK_COLUMNS
-from streams.window_emitters import TABLE as MARKS
-from streams.window_emitters import Mark, marks_for
+from streams.worker.window_emitters import COLUMNS as MARK_COLUMNS
+from streams.worker.window_emitters import TABLE as MARKS
+from streams.worker.window_emitters import Mark, marks_for
 from tests.unit.chdb_store import migrated_chdb
 from tests.unit.events_factory import DROP, make_event
 

@@ -10,9 +10,15 @@ from itertools import pairwise
 
 import pytest
 
-from streams.decode import Limits, validate_event
-from streams.events import KEY_FIELD
-from streams.labels import CHANNELS, PAGE_TYPES, PAYMENT_METHODS, TRAFFIC_SOURCES, top_category
+from streams.events.contract import KEY_FIELD
+from streams.events.decode import Limits, validate_event
+from streams.metrics.labels import (
+    CHANNELS,
+    PAGE_TYPES,
+    PAYMENT_METHODS,
+    TRAFFIC_SOURCES,
+    top_category,
+)
 from streams.settings import DEFAULT_REGIONS
 from streams.simulation import SimConfig, SimEvent, generate, parse_incident, parse_time
 from streams.simulation.session import AUTO_CANCEL_MS

@@ -13,10 +13,10 @@ import orjson
 import pytest
 
 from streams.cli import main
-from streams.decode import REJECT_REASONS, Limits, decode_message
-from streams.events import MAX_BATCH_EVENTS
+from streams.cli.simulate import event_time_warnings
+from streams.events.contract import MAX_BATCH_EVENTS
+from streams.events.decode import REJECT_REASONS, Limits, decode_message
 from streams.settings import load_settings
-from streams.simulate import event_time_warnings
 from streams.simulation import (
     SimConfig,
     SimEvent,

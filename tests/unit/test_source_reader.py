@@ -1,4 +1,4 @@
-"""streams.source_reader: the decisions that need no broker (seeks, hand-backs, commits).
+"""streams.worker.reader: the decisions that need no broker (seeks, hand-backs, commits).
 
 The reader's whole loop runs against the real broker in tests/integration and tests/faults;
 here a recording stand-in for the aiokafka consumer checks where it seeks and what it
@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 
-from streams.offset_fence import StoredPosition, Verdict
+from streams.metrics.totals import Totals
 from streams.settings import Settings
-from streams.source_reader import SourceReader, TaskDied
-from streams.totals import Totals
+from streams.worker.offset_fence import StoredPosition, Verdict
+from streams.worker.reader import SourceReader, TaskDied
 
 A0, A1, B0 = TopicPartition("a", 0), TopicPartition("a", 1), TopicPartition("b", 0)
 
@@ -181,8 +181,8 @@ def test_run_raises_promptly_when_a_task_dies_while_the_queue_is_full(dies: str)
     within a second with that error, instead of waiting on the queue forever. The reading
     loop raising while ClickHouse is down (the inserter stuck): ``run()`` raises at once,
     without the shutdown drain (10 s)."""
-    from streams.ingest import BatchResult, PreparedBatch
-    from streams.source_reader import Route
+    from streams.worker.ingest import BatchResult, PreparedBatch
+    from streams.worker.reader import Route
 
     release = asyncio.Event()
 

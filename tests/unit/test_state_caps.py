@@ -8,7 +8,7 @@ import pytest
 
 from streams.counting.expiring import ExpiringDict
 from streams.counting.pipeline import Pipeline
-from streams.totals import Totals
+from streams.metrics.totals import Totals
 from tests.unit.events_factory import make_event
 
 T0 = 1_731_283_200_000  # a window start

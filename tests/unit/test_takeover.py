@@ -1,5 +1,5 @@
-"""Partitions moving between workers (streams.window_emitters, streams.recovery): the plan
-per partition, the marks' SQL, and the property that matters — whatever the interleaving of
+"""Partitions moving between workers (streams.worker.window_emitters, streams.worker.recovery): the
+plan per partition, the marks' SQL, and the property that matters — whatever the interleaving of
 closings, marks, deaths and rebalances, the rollups (ReplacingMergeTree semantics: a row
 emitted again replaces its key, rows per partition) equal one worker that never stopped.
 
@@ -23,13 +23,13 @@ from typing import Any
 import pytest
 from clickhouse_driver.errors import NetworkError
 
-from streams.clock import EventClock
+from streams.counting.clock import EventClock
 from streams.counting.pipeline import Pipeline
 from streams.counting.rollups import RollupRow
-from streams.events import Topic
-from streams.recovery import Query, Rebuilt, Recovery, rebuild
-from streams.totals import Totals
-from streams.window_emitters import Mark, marks_for, newest_marked_sql, plan_windows
+from streams.events.contract import Topic
+from streams.metrics.totals import Totals
+from streams.worker.recovery import Query, Rebuilt, Recovery, rebuild
+from streams.worker.window_emitters import Mark, marks_for, newest_marked_sql, plan_windows
 from tests.unit.chdb_store import migrated_chdb
 from tests.unit.events_factory import make_event
 from tests.unit.test_recovery import (

@@ -7,9 +7,9 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
-from streams.exporter import TotalsCollector
-from streams.metric_defs import METRICS
-from streams.totals import Totals
+from streams.metrics.defs import METRICS
+from streams.metrics.exporter import TotalsCollector
+from streams.metrics.totals import Totals
 
 
 def scrape(totals: Totals) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

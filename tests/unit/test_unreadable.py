@@ -3,7 +3,7 @@
 Each case is a fetch response body (a good batch at offsets 0-2, then a bad one at 3-5) run
 through ``aiokafka.consumer.fetcher.PartitionRecords``, the iterator ``getmany`` drains: the
 exception must name partition 2, offset 3, the batch end 6 and the reason. This pins the
-traceback walk of ``streams.unreadable.locate`` to the installed aiokafka.
+traceback walk of ``streams.worker.unreadable.locate`` to the installed aiokafka.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.record.util import calc_crc32c
 
-from streams.unreadable import Unreadable, locate, skip_letter
+from streams.worker.unreadable import Unreadable, locate, skip_letter
 
 CRC_AT, ATTRIBUTES_AT = 17, 21  # record batch v2 header
 

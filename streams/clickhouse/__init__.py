@@ -1,0 +1,1 @@
+"""ClickHouse access: the client, the batched sink, the raw rows, the numbered migrations."""

@@ -1,0 +1,1 @@
+"""Kafka helpers: the producer, broker readiness, the partitioner, dead letters."""
