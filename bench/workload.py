@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from streams.events.contract import Topic
-from streams.worker.recovery import kafka_partition_for
+from streams.kafka.partitioner import kafka_partition_for
 
 CHANNELS = ("app", "app", "app", "web", "mini_program", "mini_program", "h5")
 REGIONS = ("CN-BJ", "CN-SH", "CN-GD", "CN-GD", "CN-ZJ", "CN-JS", "CN-SC", "CN-HB", "CN-SD")

@@ -39,7 +39,8 @@ from streams.worker import window_emitters
 from streams.worker.ingest import BatchProcessor, InMessage
 from streams.worker.insert_queue import InsertQueueFailed
 from streams.worker.reader import Route, SourceReader, TaskDied
-from streams.worker.recovery import Query, Recovery
+from streams.worker.recovery.rebuild import Query
+from streams.worker.recovery.service import Recovery
 from streams.worker.window_emitters import Mark, marks_for
 
 log = logging.getLogger(__name__)

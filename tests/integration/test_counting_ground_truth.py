@@ -42,8 +42,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from streams.kafka.partitioner import kafka_partition_for
 from streams.settings import Settings
-from streams.worker.recovery import kafka_partition_for
 from tests.integration.support import (
     WorkerProcess,
     clickhouse,

@@ -28,22 +28,12 @@ from streams.counting.funnel import CART, CHECKOUT, DETAIL, NO_STEP, PAID, VISIT
 from streams.counting.pipeline import Pipeline
 from streams.counting.rollups import ROLLUP_COLUMNS, RollupRow
 from streams.events.contract import KEY_FIELD, TOPICS, Topic
+from streams.kafka.partitioner import kafka_partition_for, murmur2
 from streams.metrics.totals import Totals
-from streams.worker.recovery import (
-    MAX_CATCH_UP_MS,
-    REPLAY_COLUMNS,
-    Query,
-    RebuildPlan,
-    kafka_partition_for,
-    merge_by_time,
-    murmur2,
-    plan_rebuild,
-    rebuild,
-    replay_event,
-    replay_sql,
-    session_from_row,
-    sessions_sql,
-)
+from streams.worker.recovery.plan import MAX_CATCH_UP_MS, RebuildPlan, plan_rebuild
+from streams.worker.recovery.rebuild import Query, rebuild
+from streams.worker.recovery.rows import merge_by_time, replay_event, session_from_row
+from streams.worker.recovery.sql import REPLAY_COLUMNS, replay_sql, sessions_sql
 from streams.worker.window_emitters import COLUMNS as MARK_COLUMNS
 from streams.worker.window_emitters import TABLE as MARKS
 from streams.worker.window_emitters import Mark, marks_for

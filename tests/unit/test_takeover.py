@@ -28,7 +28,8 @@ from streams.counting.pipeline import Pipeline
 from streams.counting.rollups import RollupRow
 from streams.events.contract import Topic
 from streams.metrics.totals import Totals
-from streams.worker.recovery import Query, Rebuilt, Recovery, rebuild
+from streams.worker.recovery.rebuild import Query, Rebuilt, rebuild
+from streams.worker.recovery.service import Recovery
 from streams.worker.window_emitters import Mark, marks_for, newest_marked_sql, plan_windows
 from tests.unit.chdb_store import migrated_chdb
 from tests.unit.events_factory import make_event

@@ -1,0 +1,232 @@
+"""Rebuild (blocking): read the stored state of assigned partitions and count it into a fresh
+pipeline; see ``streams.worker.recovery`` for the design."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from streams.counting.pipeline import NO_WINDOW, Pipeline
+from streams.events.contract import TOPICS, Topic
+from streams.kafka.partitioner import kafka_partition_for
+from streams.worker.recovery.plan import RebuildPlan, oldest_catch_up, plan_rebuild
+from streams.worker.recovery.rows import merge_by_time, replay_event, session_from_row
+from streams.worker.recovery.sql import (
+    any_emitted_sql,
+    newest_event_sql,
+    order_categories_sql,
+    paying_orders_sql,
+    redelivered_sql,
+    replay_sql,
+    sessions_sql,
+    stored_offsets_sql,
+)
+from streams.worker.window_emitters import newest_marked_sql
+
+Query = Callable[[str], Sequence[Sequence[Any]]]
+
+# orders stored this recently (wall time) may still be delivered again on orders_by_session
+REDELIVERY_HORIZON_S = 5 * 60
+
+
+@dataclass
+class RebuildStats:
+    """What a rebuild read and how long each step took (seconds)."""
+
+    replayed: int = 0
+    sessions: int = 0
+    orders: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        steps = ", ".join(f"{name} {s:.2f}s" for name, s in self.seconds.items())
+        return (
+            f"{self.replayed} events replayed, {self.sessions} sessions and "
+            f"{self.orders} order categories restored ({steps})"
+        )
+
+
+@dataclass
+class Rebuilt:
+    """A rebuilt counting state, ready for :meth:`Pipeline.adopt`.
+
+    ``next_offsets``: ``{(topic, partition): offset}`` to resume each source topic at;
+    ``fingerprints``: ``{(topic, partition): event_id}`` of an event stored at the offset
+    before it (``streams.worker.offset_fence``: the seek is fenced to that record's incarnation);
+    ``counted_before``: ids of stored order events Kafka may deliver again on
+    ``orders_by_session``, up to event time ``counted_before_until_ms``;
+    ``newest_event_ms``: newest stored event time of the partitions (None: none).
+    """
+
+    pipeline: Pipeline
+    plan: RebuildPlan
+    next_offsets: dict[tuple[Topic, int], int]
+    fingerprints: dict[tuple[Topic, int], str]
+    counted_before: frozenset[str]
+    counted_before_until_ms: int
+    newest_event_ms: int | None
+    stats: RebuildStats
+
+
+ClockKind = Literal["wall", "event"]
+
+
+class _Owners:
+    """Which partition a session or ticket belongs to (memoised murmur2)."""
+
+    def __init__(self, partition_count: int) -> None:
+        self.partition_count = partition_count
+        self._cache: dict[str, int] = {}
+
+    def of(self, key: str) -> int:
+        partition = self._cache.get(key)
+        if partition is None:
+            partition = self._cache[key] = kafka_partition_for(key, self.partition_count)
+        return partition
+
+
+def _restore(
+    timed: Callable[[str, str], Sequence[Sequence[Any]]],
+    pipeline: Pipeline,
+    plan: RebuildPlan,
+    *,
+    database: str,
+    partitions: Sequence[int],
+    owners: _Owners,
+    stats: RebuildStats,
+) -> tuple[int | None, dict[str, int]]:
+    """Restore sessions, order categories and paying orders of ``partitions`` before
+    ``plan.replay_from``, then count their stored events from ``replay_from`` on into
+    ``pipeline``'s windows (an event of partition p before ``plan.windows_from[p]`` updates
+    state only). An order is counted under its session's partition (``orders_by_session``'s,
+    where the live worker counts it), every other event under its own. Returns the newest
+    replayed event time (None: none) and ``{event_id: ts}`` of the replayed orders."""
+    owned = set(partitions)
+    owns_all = owned >= set(range(owners.partition_count))
+
+    def owns_session(session_id: str) -> bool:
+        return owns_all or owners.of(session_id) in owned
+
+    timeout_ms = pipeline.sessions.timeout_ms
+    for row in timed("sessions", sessions_sql(database, partitions, plan, timeout_ms)):
+        if row[5] or owns_session(row[0]):
+            pipeline.restore_session(*session_from_row(row))
+            stats.sessions += 1
+    for order_id, session_id, category, ts in timed("orders", order_categories_sql(database, plan)):
+        if owns_session(session_id):
+            pipeline.restore_order_category(order_id, category, int(ts))
+            stats.orders += 1
+    for order_id, session_id, method, failed, ts in timed(
+        "payments", paying_orders_sql(database, plan)
+    ):
+        if owns_session(session_id):
+            pipeline.restore_paying_order(order_id, method, bool(failed), int(ts))
+
+    events: dict[Topic, list[tuple[int, dict[str, Any]]]] = {}
+    for topic in TOPICS:
+        rows = timed("read", replay_sql(database, topic, partitions, plan.replay_from))
+        started = time.perf_counter()
+        if topic == "orders":
+            by_session = ((owners.of(row[4]), replay_event(topic, row[1:])) for row in rows)
+            converted = [(p, e) for p, e in by_session if p in owned]
+        else:
+            converted = [(int(row[0]), replay_event(topic, row[1:])) for row in rows]
+        events[topic] = converted
+        stats.seconds["convert"] = stats.seconds.get("convert", 0.0) + time.perf_counter() - started
+
+    started = time.perf_counter()
+    stats.replayed += pipeline.warm_up(merge_by_time(events), plan.clock_ms, plan.windows_from)
+    stats.seconds["count"] = stats.seconds.get("count", 0.0) + time.perf_counter() - started
+    newest = max((e[-1][1]["ts"] for e in events.values() if e), default=None)
+    return newest, {e["event_id"]: int(e["ts"]) for _, e in events["orders"]}
+
+
+def rebuild(
+    query: Query,
+    *,
+    database: str,
+    partitions: Sequence[int],
+    partition_count: int,
+    new_pipeline: Callable[[], Pipeline],
+    clock_kind: ClockKind,
+    clock_now_ms: int,
+    live_emitted: Mapping[int, int],
+    wall_now_s: float,
+) -> Rebuilt:
+    """Read the stored state of ``partitions`` and count it into ``new_pipeline()``.
+
+    Blocking (ClickHouse reads, counting): run it in a thread. ``clock_now_ms`` is the live
+    window clock (0 for an event clock that has seen nothing yet: then the newest stored
+    event time is the clock). ``live_emitted``: the newest window the live pipeline closed,
+    for the partitions it holds already. Each partition's windows start after its newest
+    mark (:func:`plan_rebuild`), whichever worker wrote it.
+    """
+    pipeline = new_pipeline()
+    stats = RebuildStats()
+    size_ms = pipeline.windows.size_ms
+
+    def timed(step: str, sql: str) -> Sequence[Sequence[Any]]:
+        started = time.perf_counter()
+        rows = query(sql)
+        stats.seconds[step] = stats.seconds.get(step, 0.0) + time.perf_counter() - started
+        return rows
+
+    ((any_s,),) = timed("emitted", any_emitted_sql(database))
+    anyone = int(any_s) * 1000 or None
+    newest: int | None = None
+    now_ms = clock_now_ms
+    if clock_kind == "event" and not now_ms:
+        ((ts,),) = timed("newest", newest_event_sql(database, partitions, anyone or 0))
+        newest = int(ts) or None
+        now_ms = newest or int(wall_now_s * 1000)
+    oldest = oldest_catch_up(now_ms, size_ms)
+    marked = timed("marks", newest_marked_sql(database, oldest))
+    plan = plan_rebuild(
+        now_ms=now_ms,
+        partitions=partitions,
+        newest_marked={int(p): int(s) * 1000 for p, s in marked},
+        any_emitted=anyone,
+        live_emitted=live_emitted,
+        size_ms=size_ms,
+        lateness_ms=pipeline.windows.lateness_ms,
+        timeout_ms=pipeline.sessions.timeout_ms,
+    )
+    # offsets before the replay: a row stored in between is replayed and read again, a
+    # duplicate the dedupe memory skips; read after, it would be skipped uncounted
+    stored = timed("offsets", stored_offsets_sql(database, partitions, plan.offsets_from))
+    next_offsets = {(topic, int(p)): int(offset) + 1 for topic, p, offset, _ in stored}
+    fingerprints = {(topic, int(p)): str(event_id) for topic, p, _, event_id in stored}
+    owners = _Owners(partition_count)
+    newest_replayed, replayed_orders = _restore(
+        timed,
+        pipeline,
+        plan,
+        database=database,
+        partitions=partitions,
+        owners=owners,
+        stats=stats,
+    )
+    if newest_replayed is not None:
+        newest = max(newest or newest_replayed, newest_replayed)
+
+    # orders Kafka may deliver again on orders_by_session, to skip once: those replayed
+    # above, and those of the windows before (emitted); never an order stored after the
+    # replay read (another worker's, while this one rebuilds): it was counted nowhere yet
+    horizon_s = int(wall_now_s) - REDELIVERY_HORIZON_S
+    redelivered = dict(replayed_orders)
+    for event_id, ts in timed(
+        "redelivered", redelivered_sql(database, plan.offsets_from, plan.replay_from, horizon_s)
+    ):
+        redelivered[event_id] = int(ts)
+    return Rebuilt(
+        pipeline=pipeline,
+        plan=plan,
+        next_offsets=next_offsets,
+        fingerprints=fingerprints,
+        counted_before=frozenset(redelivered),
+        counted_before_until_ms=max(redelivered.values(), default=NO_WINDOW),
+        newest_event_ms=newest,
+        stats=stats,
+    )
