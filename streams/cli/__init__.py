@@ -17,7 +17,7 @@ from streams.settings import ConfigError
 # module path of every sub-command; each has ``register(subparsers) -> None``
 COMMAND_MODULES = (
     "streams.stack.cli",
-    "streams.clickhouse.migrations",
+    "streams.cli.migrate",
     "streams.cli.worker",
     "streams.cli.simulate",
     "streams.cli.backtest",

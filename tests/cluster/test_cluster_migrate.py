@@ -10,13 +10,12 @@ import pytest
 
 from streams.cli.worker import check_clickhouse
 from streams.clickhouse.client import checked_executor, make_client
-from streams.clickhouse.migrations import (
+from streams.clickhouse.cluster_migrations import (
     ClusterNode,
-    Execute,
     apply_cluster_migrations,
     cluster_nodes,
-    discover_migrations,
 )
+from streams.clickhouse.migrations import Execute, discover_migrations
 from streams.settings import Settings
 from tests.cluster.conftest import SHAPE, cluster_node_settings
 from tests.faults.conftest import drop_database

@@ -13,7 +13,8 @@ from streams.clickhouse.cluster_schema import (
     ClusterSchemaError,
     cluster_statements,
 )
-from streams.clickhouse.migrations import discover_migrations, worker_tables
+from streams.clickhouse.migrations import discover_migrations
+from streams.clickhouse.worker_user import worker_tables
 from streams.settings import Settings
 from streams.stack.cluster import ClusterShape, nodes, render_node_config
 

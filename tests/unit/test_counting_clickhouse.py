@@ -13,10 +13,7 @@ from typing import Any
 
 import pytest
 
-from streams.clickhouse.migrations import (
-    DEFAULT_MIGRATIONS_DIR,
-    Execute,
-)
+from streams.clickhouse.migrations import DEFAULT_MIGRATIONS_DIR, Execute
 from streams.counting.pipeline import Pipeline
 from streams.counting.rollups import ROLLUP_COLUMNS, RollupRow, insert_batches
 from streams.metrics import labels

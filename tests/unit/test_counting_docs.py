@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.clickhouse.migrations import (
-    Execute,
-)
+from streams.clickhouse.migrations import Execute
 from streams.metrics.defs import ALL_METRICS, METRICS
 from streams.metrics.docs import DOC_PATH, NUMBERS, SQL_DATABASE, Number, main, render
 from tests.unit.chdb_store import migrated_chdb

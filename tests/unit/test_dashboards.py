@@ -334,9 +334,9 @@ def chdb_database(path: Path, database: str, now_ms: int = SEED_NOW_MS) -> Any:
     from streams.clickhouse.migrations import (
         DEFAULT_MIGRATIONS_DIR,
         apply_migrations,
-        chdb_executor,
         discover_migrations,
     )
+    from tests.unit.chdb_store import chdb_executor
 
     session = chdb_session.Session(path=str(path))  # type: ignore[no-untyped-call]
     execute = chdb_executor(session)
@@ -383,7 +383,7 @@ def rollups_from_raw(database: str) -> list[str]:
 
 
 def run_on_chdb(session: Any, database: str, sql: str) -> Sequence[Sequence[Any]]:
-    from streams.clickhouse.migrations import chdb_executor
+    from tests.unit.chdb_store import chdb_executor
 
     # the data source's default database is salewatch; chdb has no per-query default
     session.query(f"USE {database}")

@@ -29,17 +29,19 @@ from streams.clickhouse.migrations import (
     DEFAULT_MIGRATIONS_DIR,
     Execute,
     Row,
+    apply_migrations,
+    discover_migrations,
+)
+from streams.clickhouse.worker_user import (
     WorkerUser,
     WorkerUserFailed,
-    apply_migrations,
-    chdb_executor,
-    discover_migrations,
     ensure_worker_user,
     password_sha256,
     worker_tables,
     worker_user_statements,
 )
 from streams.settings import ConfigError, load_settings
+from tests.unit.chdb_store import chdb_executor
 
 DB = "salewatch_test"
 MIGRATIONS = discover_migrations(DEFAULT_MIGRATIONS_DIR)

@@ -25,12 +25,12 @@ from streams.clickhouse.migrations import (
     MigrationError,
     MigrationFailed,
     apply_migrations,
-    chdb_executor,
     discover_migrations,
     pending,
     read_applied,
     split_statements,
 )
+from tests.unit.chdb_store import chdb_executor
 
 DB = "salewatch_test"
 RAW_TABLES = ("clicks_raw", "carts_raw", "orders_raw", "tickets_raw")

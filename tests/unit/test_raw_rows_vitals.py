@@ -11,9 +11,7 @@ from typing import Any
 
 import pytest
 
-from streams.clickhouse.migrations import (
-    Execute,
-)
+from streams.clickhouse.migrations import Execute
 from streams.clickhouse.raw_rows import RAW_COLUMNS, raw_row
 from tests.unit.chdb_store import migrated_chdb
 from tests.unit.events_factory import DROP, make_event
