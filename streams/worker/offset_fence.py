@@ -32,11 +32,17 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import OffsetOutOfRangeError
+
+from streams.events.contract import TOPICS, Topic
+from streams.metrics import labels
+
+if TYPE_CHECKING:  # streams.metrics.defs reads this module's REFUSAL_REASONS
+    from streams.metrics.totals import Totals
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +55,7 @@ Verdict = Literal["same", "record_missing", "event_id_differs", "unreadable_reco
 REFUSAL_REASONS = frozenset(
     {"record_missing", "event_id_differs", "unreadable_record", "fetch_failed", "other"}
 )
+TOPIC_LABELS = frozenset(TOPICS) | {labels.OTHER}
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,3 +169,63 @@ class OffsetFence:
                     consumer.pause(tp)
         for tp in pending:
             verdicts[tp] = "record_missing"  # nothing at or after that offset within the time
+
+
+async def seek_past_stored(
+    consumer: AIOKafkaConsumer,
+    wanted: dict[TopicPartition, StoredPosition],
+    fence: OffsetFence,
+    totals: Totals,
+    counting_topic: Mapping[str, Topic],
+) -> dict[TopicPartition, int]:
+    """Seek each partition to the offset after the newest one ClickHouse holds.
+
+    Only forward of the group's committed offset, and only when the fence
+    (:class:`OffsetFence`) found the stored record at that offset in this log: a
+    broker that lost its data, a recreated topic or another cluster holds another
+    incarnation of the partition, whose records at those offsets are not stored. A
+    refused seek leaves the partition at the group's committed offset (or the log
+    start), logged once per assignment and counted in
+    ``salewatch_offset_fence_refusals_total`` (by ``counting_topic``: Kafka topic name →
+    the counting topic). Returns the seeks made.
+    """
+    committed = {tp: await consumer.committed(tp) for tp in wanted}
+    ahead = {
+        tp: stored
+        for tp, stored in wanted.items()
+        if committed[tp] is None or stored.next_offset > int(committed[tp] or 0)
+    }
+    verdicts = await fence.verify(ahead)
+    sought: dict[TopicPartition, int] = {}
+    refused: list[str] = []
+    for tp, stored in sorted(ahead.items()):
+        verdict = verdicts.get(tp, "fetch_failed")
+        if verdict == "same":
+            consumer.seek(tp, stored.next_offset)
+            sought[tp] = stored.next_offset
+            continue
+        topic = counting_topic.get(tp.topic, "other")
+        totals.inc(
+            "salewatch_offset_fence_refusals_total",
+            (labels.closed(topic, TOPIC_LABELS), labels.closed(verdict, REFUSAL_REASONS)),
+        )
+        start = "its committed offset" if committed[tp] is not None else "its start"
+        refused.append(f"{tp.topic}[{tp.partition}] {verdict}, reading from {start}")
+    if refused:
+        log.warning(
+            "not resuming %d partition(s) after the offsets stored in ClickHouse: the"
+            " record stored at the newest offset is not in this log (a broker that lost"
+            " its data, a recreated topic, another cluster?): %s",
+            len(refused), "; ".join(refused),
+        )  # fmt: skip
+    if sought:
+        log.info(
+            "resuming %d partition(s) after the offsets stored in ClickHouse, past the"
+            " group's committed offsets: %s",
+            len(sought),
+            ", ".join(
+                f"{tp.topic}[{tp.partition}] {committed[tp]}→{off}"
+                for tp, off in sorted(sought.items())
+            ),
+        )
+    return sought

@@ -58,13 +58,12 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from streams.events.contract import TOPICS, Topic
-from streams.metrics import labels
+from streams.events.contract import Topic
 from streams.metrics.totals import Totals
 from streams.settings import Settings
 from streams.worker.ingest import InMessage, PreparedBatch
 from streams.worker.insert_queue import InsertQueue, Queued
-from streams.worker.offset_fence import REFUSAL_REASONS, OffsetFence, StoredPosition
+from streams.worker.offset_fence import OffsetFence, StoredPosition, seek_past_stored
 from streams.worker.unreadable import CONTROL_TOPIC, SendDeadLetter, Unreadables, locate
 
 log = logging.getLogger(__name__)
@@ -81,8 +80,6 @@ CLOSING_WAIT_S = 5.0
 REBALANCE_TIMEOUT_MS = 6000
 # how long stopping the Kafka consumer may take (it leaves the group)
 CONSUMER_STOP_S = 10.0
-TOPIC_LABELS = frozenset(TOPICS) | {labels.OTHER}
-
 # prepares one topic's messages; None when there is nothing to store (orders_by_session)
 Prepare = Callable[[Topic, Sequence[InMessage]], Awaitable[PreparedBatch | None]]
 # stores raw rows of a topic; returns once ClickHouse accepted them
@@ -471,56 +468,10 @@ class SourceReader:
     async def seek_past_stored(
         self, consumer: AIOKafkaConsumer, wanted: dict[TopicPartition, StoredPosition]
     ) -> dict[TopicPartition, int]:
-        """Seek each partition to the offset after the newest one ClickHouse holds.
-
-        Only forward of the group's committed offset, and only when the fence
-        (``streams.worker.offset_fence``) found the stored record at that offset in this log: a
-        broker that lost its data, a recreated topic or another cluster holds another
-        incarnation of the partition, whose records at those offsets are not stored. A
-        refused seek leaves the partition at the group's committed offset (or the log
-        start), logged once per assignment and counted in
-        ``salewatch_offset_fence_refusals_total``. Returns the seeks made.
-        """
-        committed = {tp: await consumer.committed(tp) for tp in wanted}
-        ahead = {
-            tp: stored
-            for tp, stored in wanted.items()
-            if committed[tp] is None or stored.next_offset > int(committed[tp] or 0)
-        }
-        verdicts = await self.fence.verify(ahead)
-        sought: dict[TopicPartition, int] = {}
-        refused: list[str] = []
-        for tp, stored in sorted(ahead.items()):
-            verdict = verdicts.get(tp, "fetch_failed")
-            if verdict == "same":
-                consumer.seek(tp, stored.next_offset)
-                sought[tp] = stored.next_offset
-                continue
-            topic = self.routes[tp.topic].topic if tp.topic in self.routes else "other"
-            self.totals.inc(
-                "salewatch_offset_fence_refusals_total",
-                (labels.closed(topic, TOPIC_LABELS), labels.closed(verdict, REFUSAL_REASONS)),
-            )
-            start = "its committed offset" if committed[tp] is not None else "its start"
-            refused.append(f"{tp.topic}[{tp.partition}] {verdict}, reading from {start}")
-        if refused:
-            log.warning(
-                "not resuming %d partition(s) after the offsets stored in ClickHouse: the"
-                " record stored at the newest offset is not in this log (a broker that lost"
-                " its data, a recreated topic, another cluster?): %s",
-                len(refused), "; ".join(refused),
-            )  # fmt: skip
-        if sought:
-            log.info(
-                "resuming %d partition(s) after the offsets stored in ClickHouse, past the"
-                " group's committed offsets: %s",
-                len(sought),
-                ", ".join(
-                    f"{tp.topic}[{tp.partition}] {committed[tp]}→{off}"
-                    for tp, off in sorted(sought.items())
-                ),
-            )
-        return sought
+        """Seek each partition past the offsets ClickHouse holds, fenced to its incarnation
+        (:func:`streams.worker.offset_fence.seek_past_stored`); returns the seeks made."""
+        counting_topic = {name: route.topic for name, route in self.routes.items()}
+        return await seek_past_stored(consumer, wanted, self.fence, self.totals, counting_topic)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
