@@ -14,13 +14,12 @@ Which events are session activity: every ``clicks`` and ``carts`` event and the 
 events a shopper makes (``order_created``, ``payment_succeeded``, ``payment_failed``).
 Cancels, refunds and tickets happen outside the shopping session and do not touch it.
 
-Persistence: the worker keeps sessions in a Faust table with a changelog through
-:class:`MappingSessionStore` (values are :meth:`Session.to_wire` lists); tests and the
-backtest use :class:`MemorySessionStore`. Sessions must be processed by the worker that
+Persistence: sessions live in memory (:class:`MemorySessionStore`, in the worker, the
+backtest and the tests); after a restart or a rebalance the worker rebuilds them from
+ClickHouse (``streams.worker.recovery``). Sessions must be processed by the worker that
 owns them: orders are keyed by ``order_id`` in Kafka, so the worker re-keys order events by
-``session_id`` before they touch a partitioned session table.
-:class:`SessionTracker` writes each touched session back once per batch (one changelog
-record per session per batch, not per event).
+``session_id`` (``orders_by_session``) before they touch its sessions.
+:class:`SessionTracker` writes each touched session back once per batch, not per event.
 
 Expiry: a session idle for ``timeout_ms`` plus the windows' ``size_ms + lateness_ms`` is
 deleted. The extra grace makes deletion invisible: an event that is not late has
@@ -30,9 +29,9 @@ if that session's gap were under ``timeout_ms``, which the grace excludes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable
 from operator import itemgetter
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 from streams.counting.expiring import ExpiringDict
 from streams.metrics.defs import FUNNEL_STEPS
@@ -44,35 +43,18 @@ EXPIRY_INTERVAL_MS = 60_000
 NO_STEP = 0
 VISIT, DETAIL, CART, CHECKOUT, PAID = range(1, len(FUNNEL_STEPS) + 1)
 
-WIRE_VERSION = 1
-
 
 class Session(NamedTuple):
-    """One session's state: small, immutable, JSON-able through :meth:`to_wire`."""
+    """One session's state: small and immutable."""
 
     step: int  # highest step reached, 0..len(FUNNEL_STEPS)
     channel: str  # normalised channel of the first event
     first_seen_ms: int
     last_seen_ms: int
 
-    def to_wire(self) -> list[int | str]:
-        """``[version, step, channel, first_seen_ms, last_seen_ms]``, for a changelog."""
-        return [WIRE_VERSION, self.step, self.channel, self.first_seen_ms, self.last_seen_ms]
-
-    @classmethod
-    def from_wire(cls, value: Any) -> Session:
-        """Inverse of :meth:`to_wire`; raises ``ValueError`` on anything else."""
-        if not isinstance(value, list | tuple) or len(value) != 5 or value[0] != WIRE_VERSION:
-            raise ValueError(f"not a v{WIRE_VERSION} session: {value!r}")
-        _, step, channel, first, last = value
-        ints_ok = all(type(v) is int for v in (step, first, last))
-        if not ints_ok or not isinstance(channel, str) or not 0 <= step <= len(FUNNEL_STEPS):
-            raise ValueError(f"malformed session: {value!r}")
-        return cls(step, channel, first, last)
-
 
 class SessionStore(Protocol):
-    """Where sessions live between batches: a dict, or a Faust table in the worker.
+    """Where sessions live between batches (:class:`MemorySessionStore`).
 
     ``expire_idle(before_ms)`` deletes sessions whose ``last_seen_ms < before_ms`` and
     returns how many it deleted; it may keep some of them until a later call (memory only:
@@ -88,14 +70,6 @@ class SessionStore(Protocol):
     def items(self) -> Iterable[tuple[str, Session]]: ...
 
     def expire_idle(self, before_ms: int) -> int: ...
-
-
-def expire_by_scan(store: SessionStore, before_ms: int) -> int:
-    """``expire_idle`` for any store, by a full scan: O(sessions), for table adapters."""
-    idle = [sid for sid, session in store.items() if session.last_seen_ms < before_ms]
-    for sid in idle:
-        store.delete(sid)
-    return len(idle)
 
 
 class MemorySessionStore(ExpiringDict[Session]):
@@ -118,47 +92,6 @@ class MemorySessionStore(ExpiringDict[Session]):
 
 
 _LAST_SEEN: Callable[[Session], int] = itemgetter(3)
-
-
-class MappingSessionStore:
-    """A :class:`SessionStore` over any mapping of wire values, e.g. a Faust table.
-
-    ``table[session_id] = session.to_wire()`` is a plain JSON-able list, so a Faust table
-    with a changelog (``app.Table(..., value_type=list)``, JSON serializer) persists it and
-    restores it after a restart or rebalance; ``del table[key]`` writes the tombstone.
-    Expiry scans the table (:func:`expire_by_scan`), which ``SessionTracker`` runs at most
-    once a minute. A stored value that is not a valid wire session counts as no session.
-    """
-
-    def __init__(self, table: MutableMapping[str, Any]) -> None:
-        self.table = table
-
-    def get(self, session_id: str) -> Session | None:
-        value = self.table.get(session_id)
-        if value is None:
-            return None
-        try:
-            return Session.from_wire(value)
-        except ValueError:
-            return None
-
-    def set(self, session_id: str, session: Session) -> None:
-        self.table[session_id] = session.to_wire()
-
-    def delete(self, session_id: str) -> None:
-        if session_id in self.table:
-            del self.table[session_id]
-
-    def items(self) -> Iterator[tuple[str, Session]]:
-        for session_id in list(self.table):
-            # a malformed value shows as idle since 1970, so the next expiry removes it
-            yield session_id, self.get(session_id) or _MALFORMED
-
-    def expire_idle(self, before_ms: int) -> int:
-        return expire_by_scan(self, before_ms)
-
-
-_MALFORMED = Session(NO_STEP, "other", 0, 0)
 
 
 class StepSink(Protocol):

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from streams.metrics.defs import FUNNEL_STEPS
 from streams.recap import queries as q
 
 Execute = Callable[[str], Sequence[Sequence[Any]]]
 Progress = Callable[[str], None]
-FUNNEL_STEPS = ("visit", "detail", "cart", "checkout", "paid")
 RFM_SEGMENTS = ("champions", "loyal", "big_spenders", "promising", "one_off")
 
 

@@ -22,7 +22,8 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from streams.recap.compute import FUNNEL_STEPS, RFM_SEGMENTS
+from streams.metrics.defs import FUNNEL_STEPS
+from streams.recap.compute import RFM_SEGMENTS
 
 CSS = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }

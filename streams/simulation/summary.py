@@ -13,9 +13,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from streams.events.contract import TOPICS
+from streams.metrics.defs import FUNNEL_STEPS
 from streams.simulation.model import SimEvent
 
-FUNNEL_STEPS = ("visit", "detail", "cart", "checkout", "paid")
 _STEP_OF = {"add_to_cart": 3, "order_created": 4, "payment_succeeded": 5}
 
 

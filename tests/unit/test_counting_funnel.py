@@ -1,10 +1,7 @@
 """Sessions and the funnel: steps once per session, implied steps, out-of-order events,
-the 30-minute boundary, the session wire format and session expiry."""
+the 30-minute boundary and session expiry."""
 
 from __future__ import annotations
-
-import json
-from typing import Any
 
 import pytest
 
@@ -16,11 +13,9 @@ from streams.counting.funnel import (
     PAID,
     SESSION_TIMEOUT_MS,
     VISIT,
-    MappingSessionStore,
     MemorySessionStore,
     Session,
     SessionTracker,
-    expire_by_scan,
 )
 from streams.counting.tally import Tally
 from streams.metrics.defs import FUNNEL_STEPS
@@ -177,41 +172,6 @@ def test_each_touched_session_is_written_once_per_flush() -> None:
     assert sorted(store.writes) == ["a", "b"], "an unchanged session is not written again"
 
 
-# ------------------------------------------------------------------ wire format
-
-
-@pytest.mark.parametrize(
-    "session",
-    [
-        pytest.param(Session(0, "app", 1, 1), id="no step"),
-        pytest.param(
-            Session(PAID, "mini_program", 1_731_283_200_000, 1_731_283_260_000), id="paid"
-        ),
-    ],
-)
-def test_session_wire_round_trip(session: Session) -> None:
-    wire = json.loads(json.dumps(session.to_wire()))
-    assert Session.from_wire(wire) == session
-
-
-@pytest.mark.parametrize(
-    "wire",
-    [
-        pytest.param(None, id="none"),
-        pytest.param({"step": 1}, id="a dict"),
-        pytest.param([1, 1, "app", 0], id="too short"),
-        pytest.param([2, 1, "app", 0, 0], id="unknown version"),
-        pytest.param([1, 6, "app", 0, 0], id="step out of range"),
-        pytest.param([1, 1, 5, 0, 0], id="channel not a string"),
-        pytest.param([1, 1, "app", "0", 0], id="time not an int"),
-        pytest.param([1, True, "app", 0, 0], id="bool is not an int"),
-    ],
-)
-def test_session_from_wire_rejects(wire: Any) -> None:
-    with pytest.raises(ValueError):
-        Session.from_wire(wire)
-
-
 # ------------------------------------------------------------------ expiry
 
 
@@ -229,14 +189,6 @@ def test_tracker_expires_sessions_idle_for_timeout_plus_grace() -> None:
     assert len(store) == 0
 
 
-def test_expire_by_scan_is_exact() -> None:
-    store = MemorySessionStore()
-    store.set("a", Session(VISIT, "app", 0, 1_000))
-    store.set("b", Session(VISIT, "app", 0, 2_000))
-    assert expire_by_scan(store, 2_000) == 1
-    assert [sid for sid, _ in store.items()] == ["b"]
-
-
 def test_memory_store_moves_a_session_between_buckets() -> None:
     store = MemorySessionStore()
     store.set("s", Session(VISIT, "app", 0, 0))
@@ -246,33 +198,6 @@ def test_memory_store_moves_a_session_between_buckets() -> None:
     store.delete("s")
     assert len(store) == 0
     assert store.expire_idle(100 * MIN) == 0
-
-
-# ------------------------------------------------------------------ table-backed store
-
-
-def test_mapping_store_keeps_json_wire_values_and_counts_like_memory() -> None:
-    table: dict[str, Any] = {}
-    tally = Tally()
-    tracker = SessionTracker(MappingSessionStore(table))
-    tracker.touch("s", "app", "ads", 0, VISIT, tally)
-    tracker.flush()
-    restarted = SessionTracker(MappingSessionStore(json.loads(json.dumps(table))))
-    restarted.touch("s", "app", "ads", 29 * MIN, CART, tally)  # same session after restart
-    assert table == {"s": [1, VISIT, "app", 0, 0]}
-    assert tally.visits == {("app", "ads"): 1}
-    assert tally.funnel == {(step, "app"): 1 for step in ("visit", "detail", "cart")}
-
-
-def test_mapping_store_treats_a_malformed_value_as_no_session_and_expires_it() -> None:
-    table: dict[str, Any] = {"bad": {"old": "format"}, "ok": [1, VISIT, "app", 0, 50 * MIN]}
-    store = MappingSessionStore(table)
-    assert store.get("bad") is None
-    assert store.expire_idle(40 * MIN) == 1
-    assert list(table) == ["ok"]
-    store.delete("ok")
-    store.delete("ok")
-    assert table == {}
 
 
 def test_expiry_runs_at_most_once_a_minute() -> None:
