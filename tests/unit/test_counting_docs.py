@@ -1,5 +1,6 @@
-"""docs/metrics.md is generated from the metric declarations and is up to date; its SQL
-examples run on ClickHouse (chdb) against the migrated schema; its PromQL names exist."""
+"""docs/metrics.md and the README's war-room queries are generated from the metric
+declarations and are up to date; their SQL runs on ClickHouse (chdb) against the migrated
+schema; their PromQL names exist."""
 
 from __future__ import annotations
 
@@ -11,7 +12,18 @@ import pytest
 
 from streams.clickhouse.migrations import Execute
 from streams.metrics.defs import ALL_METRICS, METRICS
-from streams.metrics.docs import DOC_PATH, NUMBERS, SQL_DATABASE, Number, main, render
+from streams.metrics.docs import (
+    DOC_PATH,
+    NUMBERS,
+    README_PATH,
+    SQL_DATABASE,
+    WAR_ROOM,
+    Number,
+    WarRoomQuery,
+    main,
+    render,
+    with_war_room,
+)
 from tests.unit.chdb_store import migrated_chdb
 
 DB = "salewatch_docs"
@@ -20,6 +32,17 @@ DB = "salewatch_docs"
 def test_committed_doc_is_up_to_date() -> None:
     assert DOC_PATH.read_text() == render(), "run `python -m streams.metrics.docs`"
     assert main(["--check"]) == 0
+
+
+def test_readme_war_room_queries_are_generated() -> None:
+    readme = README_PATH.read_text()
+    assert readme == with_war_room(readme), "run `python -m streams.metrics.docs`"
+
+
+@pytest.mark.parametrize("query", WAR_ROOM, ids=lambda q: q.caption)
+def test_war_room_queries_name_declared_metrics(query: WarRoomQuery) -> None:
+    for used in re.findall(r"salewatch_\w+", query.promql):
+        assert re.sub(r"_(bucket|sum|count)$", "", used) in METRICS, used
 
 
 def test_every_metric_is_in_the_reference() -> None:
@@ -45,6 +68,11 @@ def execute(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Execute]:
 def test_sql_example_runs(execute: Execute, number: Number) -> None:
     assert f"{SQL_DATABASE}." in number.sql
     execute(number.sql.replace(f"{SQL_DATABASE}.", f"{DB}."))
+
+
+@pytest.mark.parametrize("query", WAR_ROOM, ids=lambda q: q.caption)
+def test_war_room_sql_runs(execute: Execute, query: WarRoomQuery) -> None:
+    execute(query.sql.replace(f"{SQL_DATABASE}.", f"{DB}."))
 
 
 def test_check_reports_a_stale_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
