@@ -3,7 +3,7 @@
 -- (newest window start emitted, the partition's emitter name `p3`, [3]). A worker given a
 -- partition reads its newest mark, by whichever worker (ARRAY JOIN partitions: rows of
 -- older versions, named by process, list several partitions), and emits the windows after
--- it (streams/window_emitters.py, streams/recovery.py). Rollup rows are named by partition
+-- it (streams/worker/window_emitters.py, streams/worker/recovery/). Rollup rows are named by partition
 -- too, so a window emitted again replaces its rows: a lost mark costs a re-emission only.
 CREATE TABLE IF NOT EXISTS {database}.window_emitters
 (
