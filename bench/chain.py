@@ -2,7 +2,7 @@
 
 ``BatchProcessor.handle`` (decode, validate, raw rows, per-batch metrics) plus the
 counting pipeline (``CountLocally``), on batches of 5,000 messages of one topic, as the
-worker's agents call them; the ClickHouse sink and the dead-letter sender are no-ops
+worker's reader calls them; the ClickHouse sink and the dead-letter sender are no-ops
 (inserts are measured in the worker runs). CPU time of this process, best of
 ``--repeat`` passes, each on a fresh pipeline.
 

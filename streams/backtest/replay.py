@@ -19,7 +19,7 @@ What is the same code as the live worker:
   configured lateness and regions, and ``close_windows(T)`` at every tick.
 
 Events of one tick are processed topic by topic (clicks, carts, orders, tickets), as the
-worker's per-topic agents would; a session's steps do not depend on that order. The first
+worker's reader prepares a fetch; a session's steps do not depend on that order. The first
 tick is the first valid event's time rounded up; the last is the first tick after the
 last event. A gap in the data is replayed as ticks without events (a flat stretch); a
 valid event can be at most 24 h ahead of the clock (``max_future_s``), so a gap is too.

@@ -18,8 +18,8 @@ totals (last sample of each process) may differ from the ground truth only by th
 contributions of the messages produced around the kill (see :func:`kill_zone`).
 
 Pacing: 10 minutes of event time are produced in ~30 s (``SPEED``). A session's events on
-different topics are >= 60 s of event time (3 s of wall time) apart, so the worker's topic
-agents see them in event order, as a live shop's would be; STACK.md: joins take ~3 s.
+different topics are >= 60 s of event time (3 s of wall time) apart, so the worker's reader
+sees them in event order, as a live shop's would be; STACK.md: joins take ~3 s.
 """
 
 from __future__ import annotations
@@ -1079,8 +1079,8 @@ def kill_zone(msgs: list[Msg], scraped_at: float, killed_at: float, lag_s: float
     """Messages whose counts Prometheus may hold although ClickHouse did not store them (the
     batch being handled at the kill, counted before its insert), or may miss although they
     were stored (counted after the old worker's last scrape): those sent between its last
-    scrape minus its lag then minus two batch windows (orders are counted one agent
-    later, ``batch_within_s`` = 1 s each) and the kill."""
+    scrape minus its lag then minus two batch windows (orders are counted one hop
+    later, through orders_by_session, ``batch_within_s`` = 1 s each) and the kill."""
     since = scraped_at - lag_s - 2.0
     return [i for i, m in enumerate(msgs) if m.sent_wall and since <= m.sent_wall <= killed_at]
 
