@@ -5,7 +5,7 @@
 -- the distinct count of the union (HyperLogLog-based, error well under 1 %). Duplicated raw
 -- rows do not matter to a distinct count; late events are included (they are in raw).
 -- Channel and traffic source are normalised here with the closed sets of streams.metrics.labels
--- (tests/unit/test_counting_clickhouse.py keeps the lists equal).
+-- (tests/unit/counting/test_rollups_clickhouse.py keeps the lists equal).
 -- The view sees rows inserted after it exists; to backfill older ones, run its SELECT as
 -- INSERT INTO {database}.active_users_1m SELECT ... once, by hand.
 CREATE TABLE IF NOT EXISTS {database}.active_users_1m

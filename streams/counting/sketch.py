@@ -11,7 +11,7 @@ error of 1.04 / sqrt(m) across the whole range (Ertl's improved raw estimator, E
 "New cardinality estimation algorithms for HyperLogLog sketches", algorithm 6, has no
 small- or mid-range bias, so no bias tables or linear-counting switch are needed). The
 default p = 14 (16 KiB per sketch) gives σ = 0.81 %: 99.7 % of estimates are within
-2.4 % (3σ) of the truth. ``tests/unit/test_counting_sketch.py`` checks that bound on
+2.4 % (3σ) of the truth. ``tests/unit/counting/test_sketch.py`` checks that bound on
 100k users.
 
 The hash is BLAKE2b, not Python's ``hash()``, so that the same users give the same

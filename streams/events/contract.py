@@ -1,6 +1,6 @@
 """The event contract, wire format v1 (``../shared/EVENTS.md``), as typed models and specs.
 
-Three views of one contract, kept in agreement by ``tests/unit/test_event_schemas.py``:
+Three views of one contract, kept in agreement by ``tests/unit/events/test_schemas.py``:
 
 * ``FIELDS`` — a table of field specs per topic; the validator (``streams.events.decode``) and the
   JSON Schema generator (``streams.events.schemagen``) both read it;

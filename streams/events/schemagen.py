@@ -1,7 +1,7 @@
 """Generate the published JSON Schema files of the event contract from ``streams.events.contract``.
 
 ``python -m streams.events.schemagen`` (re)writes ``schemas/events/v1/<topic>.schema.json``;
-``tests/unit/test_event_schemas.py`` fails when the committed files are out of date, and
+``tests/unit/events/test_schemas.py`` fails when the committed files are out of date, and
 checks that the schemas and the validator give the same verdicts.
 
 What JSON Schema cannot express is left to the validator and said in the description:

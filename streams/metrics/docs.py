@@ -6,7 +6,7 @@ written by hand here), then a reference of every declared metric (name, type, la
 their allowed values, help; the worker's and the beacon collector's) and every rollup table,
 generated from ``streams.metrics.defs`` and ``streams.counting.rollups.ROLLUP_COLUMNS``.
 It also writes the README's war-room queries (:data:`WAR_ROOM`) between their markers.
-``tests/unit/test_counting_docs.py`` fails when a committed file is out of date and runs
+``tests/unit/metrics/test_docs.py`` fails when a committed file is out of date and runs
 every SQL example on ClickHouse (chdb). ``--check`` exits 1 if a file would change.
 """
 

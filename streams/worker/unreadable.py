@@ -27,7 +27,7 @@ Contract:
 
 The batch is located from the exception's traceback: aiokafka raises from its
 ``PartitionRecords`` iterator, which holds the partition and the position, without naming
-them in the exception (``tests/unit/test_unreadable.py`` pins this on aiokafka's own
+them in the exception (``tests/unit/worker/test_unreadable.py`` pins this on aiokafka's own
 parser, so a client upgrade that changes it fails there).
 """
 

@@ -30,7 +30,12 @@ from tests.integration.support import (
     wait_until,
 )
 from tests.integration.test_dashboard_queries import produce
-from tests.unit.test_dashboards import runbook_queries, seed_events, sql_queries, with_test_sale
+from tests.unit.dashboards.test_dashboards import (
+    runbook_queries,
+    seed_events,
+    sql_queries,
+    with_test_sale,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -49,7 +49,7 @@ from tests.integration.support import (
     wait_for_rollups,
     wait_until,
 )
-from tests.unit.test_dashboards import (
+from tests.unit.dashboards.test_dashboards import (
     promql_queries,
     runbook_queries,
     seed_events,
@@ -310,7 +310,7 @@ def test_runbook_sql_runs_on_clickhouse_18_16(fed: Fed, where: str, sql: str) ->
 
 def test_sql_panels_run_on_current_clickhouse_too(fed: Fed, tmp_path: Path) -> None:
     pytest.importorskip("chdb")
-    from tests.unit.test_dashboards import chdb_database, run_on_chdb
+    from tests.unit.dashboards.test_dashboards import chdb_database, run_on_chdb
 
     # events up to now, not to when the module was imported: the test sale around them is
     # placed at the time of the query (a full suite reaches here half an hour later)

@@ -2,7 +2,7 @@
 
 Two data sets are stored in the raw tables of an isolated database: the public Taobao
 sample (``../shared/data``, converted by ``streams.convert.taobao``; skipped only when
-that directory is absent) and the simulated night of tests/unit/test_recap.py (with the
+that directory is absent) and the simulated night of tests/unit/recap/test_recap.py (with the
 day before, the day after and redelivered events). For each, the ``salewatch recap``
 command (a subprocess, as a user runs it) writes recap.json, whose numbers must equal the
 plain-Python truth (tests/recap_truth.py), and every recap query runs on 18.16. The page
@@ -27,7 +27,7 @@ from streams.recap import queries
 from streams.settings import Settings
 from tests.integration.support import clickhouse, isolated_settings, run_cli
 from tests.recap_truth import compare, truth
-from tests.unit.test_recap import WINDOW, simulated_days
+from tests.unit.recap.test_recap import WINDOW, simulated_days
 
 pytestmark = pytest.mark.integration
 

@@ -41,7 +41,7 @@ from streams.metrics.defs import ALL_METRICS
 from tests.unit.events_factory import make_event
 from tests.unit.test_alert_rules import RECORD_NAMES, referenced_names
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 COMMITTED = {
     name: json.loads((REPO_ROOT / "dashboards" / name).read_text())
     for name in dashboards.DASHBOARDS

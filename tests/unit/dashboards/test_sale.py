@@ -4,7 +4,7 @@ the sale and its flash sales; top products, hot items whose cart rate collapsed 
 rate; an office screen whose every number has a colour that means something and a GMV
 ticker in full digits; a drill-down that reads the rollups. The new SQL is checked for
 numbers on current ClickHouse (chdb) over the seeded events; every query of every panel
-also runs in tests/unit/test_dashboards.py (chdb) and tests/integration/
+also runs in tests/unit/dashboards/test_dashboards.py (chdb) and tests/integration/
 test_dashboard_queries.py (ClickHouse 18.16, Prometheus).
 """
 
@@ -18,7 +18,7 @@ import pytest
 from streams.dashboards import sale_panels
 from streams.dashboards.variables import FILTERS, expand_variables
 from streams.sale import Sale, SaleConfigError, load_sale, projected_total, sale_from_dict
-from tests.unit.test_dashboards import (
+from tests.unit.dashboards.test_dashboards import (
     COMMITTED,
     SEED_NOW_MS,
     all_panels,
@@ -258,7 +258,7 @@ def test_the_grafana_alert_file_is_generated_from_the_code() -> None:
 
 def test_the_runbook_has_the_alert_and_its_query() -> None:
     from streams.dashboards import alerting
-    from tests.unit.test_dashboards import REPO_ROOT
+    from tests.unit.dashboards.test_dashboards import REPO_ROOT
 
     runbook = (REPO_ROOT / "alerts" / "runbook.md").read_text(encoding="utf-8")
     assert f"\n## {alerting.RULE_NAME}\n" in runbook

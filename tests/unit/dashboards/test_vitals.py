@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.test_dashboards import COMMITTED, all_panels
+from tests.unit.dashboards.test_dashboards import COMMITTED, all_panels
 
 WAR_ROOM = {p["title"]: p for p in all_panels(COMMITTED["war-room.json"])}
 

@@ -19,8 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from streams.collector.config import CollectorConfig
 from streams.collector.server import Collector
 from streams.events.decode import Limits, validate_event
+from tests.unit.collector.test_beacon import FakeClock, beacon_body, metric
 from tests.unit.events_factory import NOW_MS
-from tests.unit.test_collector_beacon import FakeClock, beacon_body, metric
 
 T = TypeVar("T")
 CONFIG = CollectorConfig(region="CN-GD", settle_s=5.0, rate_per_s=1.0, burst=5)

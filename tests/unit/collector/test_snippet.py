@@ -14,7 +14,7 @@ import pytest
 from streams.cli import collect as collect_cli
 from streams.collector.config import DEFAULT_PORT
 
-SNIPPET_DIR = Path(__file__).resolve().parents[2] / "collector" / "snippet"
+SNIPPET_DIR = Path(__file__).resolve().parents[3] / "collector" / "snippet"
 BUILD = SNIPPET_DIR / "dist" / "salewatch-vitals.min.js"
 MAX_BUILD_BYTES = 12 * 1024
 

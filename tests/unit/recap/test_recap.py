@@ -23,7 +23,7 @@ from streams.recap import alerts, compute, queries, render
 from streams.simulation import SimConfig, generate, parse_time
 from tests.recap_truth import compare, truth
 from tests.unit.chdb_store import migrated_chdb
-from tests.unit.test_dashboards import json_each_row
+from tests.unit.dashboards.test_dashboards import json_each_row
 
 DB = "salewatch"
 NIGHT = parse_time("2026-11-10T23:30:00+08:00")

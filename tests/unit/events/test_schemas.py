@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from streams.events import schemagen
 from streams.events.contract import FIELDS, MODELS, TOPICS, Topic
 from streams.events.decode import decode_message
+from tests.unit.events.test_decode import ACCEPTED_EDGES, BAD_MESSAGES, LIMITS
 from tests.unit.events_factory import NOW_MS, make_event
-from tests.unit.test_decode import ACCEPTED_EDGES, BAD_MESSAGES, LIMITS
 
 JSON_TYPE_OF_PY = {str: "string", int: "integer", float: "number"}
 # verdicts JSON Schema cannot express (time bounds, byte size, Kafka-level values that are

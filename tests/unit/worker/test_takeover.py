@@ -33,7 +33,7 @@ from streams.worker.recovery.service import Recovery
 from streams.worker.window_emitters import Mark, marks_for, newest_marked_sql, plan_windows
 from tests.unit.chdb_store import migrated_chdb
 from tests.unit.events_factory import make_event
-from tests.unit.test_recovery import (
+from tests.unit.worker.test_recovery import (
     DB,
     MIN,
     PARTITIONS,
