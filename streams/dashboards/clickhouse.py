@@ -8,7 +8,7 @@ with ``Dashboard.from_json`` gets ``ClickHouseQuery`` objects again (not untyped
 The JSON is what plugin v4 saves for a raw SQL query: ``editorType`` "sql", ``rawSql``, and
 ``format`` 0 (time series: a DateTime column named ``time`` plus value columns) or 1
 (table). Macros such as ``$__timeFilter(event_time)`` are expanded by the plugin;
-``streams.dashboards.sql.expand_macros`` does the same for tests.
+``tests.unit.dashboards.macros.expand_macros`` does the same for tests.
 """
 
 from __future__ import annotations

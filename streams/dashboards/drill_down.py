@@ -10,7 +10,7 @@ and TTFB are not in ``page_load_1m``).
 
 Every query runs on ClickHouse 18.16 (the local stack) and current ClickHouse
 (docker-compose): no window functions, no ``toStartOfInterval``, only the plugin macros
-``$__timeFilter`` / ``$__fromTime`` / ``$__toTime`` (``streams.dashboards.sql``). Tables
+``$__timeFilter`` / ``$__fromTime`` / ``$__toTime`` (``tests.unit.dashboards.macros``). Tables
 are unqualified: the data source's default database is ``salewatch``. Category, as in the
 ``salewatch_order_amount_total`` metric, is the top-level category of an order's first item.
 """

@@ -34,10 +34,10 @@ from streams import dashboards
 from streams.cli.dashboards import register
 from streams.clickhouse.raw_rows import RAW_COLUMNS, RAW_TABLE, raw_row
 from streams.dashboards import clickhouse, push
-from streams.dashboards.sql import expand_macros
 from streams.dashboards.variables import expand_variables
 from streams.events.contract import Topic
 from streams.metrics.defs import ALL_METRICS
+from tests.unit.dashboards.macros import expand_macros
 from tests.unit.events_factory import make_event
 from tests.unit.test_alert_rules import RECORD_NAMES, referenced_names
 

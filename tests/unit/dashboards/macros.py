@@ -1,4 +1,4 @@
-"""Grafana ClickHouse plugin macros, expanded the way the plugin (v4) does it.
+"""Grafana ClickHouse plugin macros, expanded the way the plugin (v4) does it (for tests).
 
 The plugin replaces ``$__timeFilter(col)`` with ``col >= toDateTime(FROM) AND col <=
 toDateTime(TO)`` and ``$__fromTime`` / ``$__toTime`` with ``toDateTime(...)`` (epoch
