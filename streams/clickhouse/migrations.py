@@ -74,9 +74,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streams.clickhouse.client import (
-    server_message,
-)
+from streams.clickhouse.client import server_message
 
 Row = Sequence[Any]
 Execute = Callable[[str], Sequence[Row]]

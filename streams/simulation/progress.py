@@ -9,12 +9,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from streams.simulation import (
-    SimConfig,
-    SimEvent,
-    Summary,
-    format_duration,
-)
+from streams.simulation import SimConfig, SimEvent, Summary, format_duration
 
 PROGRESS_EVERY_S = 1.0
 MAX_SLEEP_S = 0.25  # pacing sleeps in slices so the progress line keeps ticking

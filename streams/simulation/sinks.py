@@ -10,10 +10,7 @@ import orjson
 from streams.events.contract import TOPICS
 from streams.kafka.producer import EventProducer
 from streams.settings import Settings
-from streams.simulation import (
-    SimEvent,
-    to_messages,
-)
+from streams.simulation import SimEvent, to_messages
 
 
 class FileSink:

@@ -6,9 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from streams.counting.classify import ORDER_MEMORY_MS
-from streams.counting.funnel import (
-    SESSION_TIMEOUT_MS,
-)
+from streams.counting.funnel import SESSION_TIMEOUT_MS
 from streams.worker.window_emitters import plan_windows
 
 # how far back windows that closed while the worker was down are still emitted

@@ -6,9 +6,7 @@ import heapq
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from streams.counting.funnel import (
-    Session,
-)
+from streams.counting.funnel import Session
 from streams.events.contract import TOPICS, Topic
 from streams.metrics import labels as lv
 from streams.worker.recovery.sql import CHANNEL_NAMES
