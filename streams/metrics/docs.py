@@ -5,7 +5,8 @@ and which ClickHouse table/column hold it, a PromQL and an SQL example: :data:`N
 written by hand here), then a reference of every declared metric (name, type, labels with
 their allowed values, help; the worker's and the beacon collector's) and every rollup table,
 generated from ``streams.metrics.defs`` and ``streams.counting.rollups.ROLLUP_COLUMNS``.
-It also writes the README's war-room queries (:data:`WAR_ROOM`) between their markers.
+It also writes the README's war-room queries (``streams.metrics.war_room``) between their
+markers.
 ``tests/unit/metrics/test_docs.py`` fails when a committed file is out of date and runs
 every SQL example on ClickHouse (chdb). ``--check`` exits 1 if a file would change.
 """
@@ -20,17 +21,14 @@ from pathlib import Path
 
 from streams.counting.funnel import SESSION_TIMEOUT_MS
 from streams.counting.rollups import ROLLUP_COLUMNS
-from streams.counting.tally import PAGE_LOAD_BOUNDS_MS
 from streams.counting.windows import DEFAULT_LATENESS_MS, DEFAULT_SIZE_MS
 from streams.metrics.defs import COLLECTOR_METRICS, METRICS, MetricDef
+from streams.metrics.war_room import LE_MS, README_PATH, with_war_room
 
 DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
 COMMAND = "python -m streams.metrics.docs"
 # SQL examples use the default database; tests substitute their own
 SQL_DATABASE = "salewatch"
-
-# the page-load histogram's bucket upper bounds in ms, as a ClickHouse array literal
-_LE_MS = "[" + ", ".join(str(b) for b in PAGE_LOAD_BOUNDS_MS) + ", inf]"
 
 
 @dataclass(frozen=True)
@@ -251,7 +249,7 @@ NUMBERS: tuple[Number, ...] = (
         "SELECT\n"
         "    window_start,\n"
         "    arrayCumSum(sumForEach(load_ms_buckets)) AS cum,\n"
-        f"    {_LE_MS} AS le_ms,\n"
+        f"    {LE_MS} AS le_ms,\n"
         "    le_ms[arrayFirstIndex(c -> c >= 0.50 * cum[-1], cum)] AS p50_ms,\n"
         "    le_ms[arrayFirstIndex(c -> c >= 0.75 * cum[-1], cum)] AS p75_ms,\n"
         "    le_ms[arrayFirstIndex(c -> c >= 0.95 * cum[-1], cum)] AS p95_ms\n"
@@ -359,104 +357,6 @@ def _reference(metrics: Mapping[str, MetricDef]) -> list[str]:
             kind += " (buckets " + ", ".join(f"{b:g}" for b in d.buckets) + ")"
         out.append(f"| `{d.name}` | {kind} | {_labels(d)} | {d.help} |")
     return out
-
-
-@dataclass(frozen=True)
-class WarRoomQuery:
-    """A copy-paste query of the README's war-room section: a caption, PromQL and SQL."""
-
-    caption: str
-    promql: str
-    sql: str
-
-
-# the README's "War-room queries" (the numbers asked most on sale night), written into
-# README.md between the markers below; tests/integration/test_counting_ground_truth.py runs
-# them on the real Prometheus and ClickHouse
-WAR_ROOM: tuple[WarRoomQuery, ...] = (
-    WarRoomQuery(
-        "Conversion (paid sessions / visit sessions) by channel, last hour:",
-        'sum by (channel) (increase(salewatch_funnel_sessions_total{step="paid"}[1h]))\n'
-        '  / sum by (channel) (increase(salewatch_funnel_sessions_total{step="visit"}[1h]))',
-        "SELECT channel,\n"
-        "    sumIf(sessions, step = 'paid') / sumIf(sessions, step = 'visit') AS conversion\n"
-        "FROM salewatch.funnel_1m FINAL\n"
-        "WHERE window_start >= now() - 3600\n"
-        "GROUP BY channel\n"
-        "ORDER BY channel",
-    ),
-    WarRoomQuery(
-        "GMV (amount of orders created) per minute:",
-        'sum(rate(salewatch_order_amount_total{event_type="order_created"}[2m])) * 60',
-        "SELECT window_start, sum(gmv) AS gmv, sum(paid_amount) AS paid\n"
-        "FROM salewatch.category_sales_1m FINAL\n"
-        "WHERE window_start >= now() - 3600\n"
-        "GROUP BY window_start\n"
-        "ORDER BY window_start",
-    ),
-    WarRoomQuery(
-        "Payment success rate by payment method, last 15 minutes:",
-        "sum by (payment_method)"
-        ' (increase(salewatch_orders_total{event_type="payment_succeeded"}[15m]))\n'
-        "  / sum by (payment_method)"
-        ' (increase(salewatch_orders_total{event_type=~"payment_succeeded|payment_failed"}[15m]))',
-        "SELECT payment_method,\n"
-        "    sumIf(orders, event_type = 'payment_succeeded')\n"
-        "      / sumIf(orders, event_type = 'payment_succeeded' OR event_type ="
-        " 'payment_failed')\n"
-        "        AS success_rate\n"
-        "FROM salewatch.orders_1m FINAL\n"
-        "WHERE window_start >= now() - 900\n"
-        "GROUP BY payment_method\n"
-        "ORDER BY payment_method",
-    ),
-    WarRoomQuery(
-        "p75 page load time by page type, from the histogram (seconds, interpolated) and from\n"
-        "`page_load_1m` (the upper bound in ms of the bucket holding the 75th percentile):",
-        "histogram_quantile(0.75, sum by (le, page_type)"
-        " (rate(salewatch_page_load_seconds_bucket[5m])))",
-        "SELECT page_type,\n"
-        "    arrayCumSum(sumForEach(load_ms_buckets)) AS cum,\n"
-        f"    {_LE_MS} AS le_ms,\n"
-        "    le_ms[arrayFirstIndex(c -> c >= 0.75 * cum[-1], cum)] AS p75_ms\n"
-        "FROM salewatch.page_load_1m FINAL\n"
-        "WHERE window_start >= now() - 900 AND measured_views > 0\n"
-        "GROUP BY page_type\n"
-        "ORDER BY page_type",
-    ),
-    WarRoomQuery(
-        "Tickets opened per 1,000 paid orders, last hour:",
-        '1000 * sum(increase(salewatch_ticket_events_total{event_type="ticket_opened"}[1h]))\n'
-        '  / sum(increase(salewatch_orders_total{event_type="payment_succeeded"}[1h]))',
-        "SELECT 1000 * (\n"
-        "    SELECT sum(tickets) FROM salewatch.tickets_1m FINAL\n"
-        "    WHERE event_type = 'ticket_opened' AND window_start >= now() - 3600\n"
-        ") / (\n"
-        "    SELECT sum(orders) FROM salewatch.orders_1m FINAL\n"
-        "    WHERE event_type = 'payment_succeeded' AND window_start >= now() - 3600\n"
-        ") AS tickets_per_1000_paid",
-    ),
-)
-
-README_PATH = DOC_PATH.parents[1] / "README.md"
-WAR_ROOM_BEGIN = (
-    f"<!-- generated by `{COMMAND}` from WAR_ROOM in streams/metrics/docs.py; do not edit -->"
-)
-WAR_ROOM_END = "<!-- end of the generated war-room queries -->"
-
-
-def render_war_room() -> str:
-    """The README's war-room queries, between their markers."""
-    body = "\n\n".join(
-        f"{q.caption}\n\n```promql\n{q.promql}\n```\n\n```sql\n{q.sql}\n```" for q in WAR_ROOM
-    )
-    return f"{WAR_ROOM_BEGIN}\n\n{body}\n\n{WAR_ROOM_END}"
-
-
-def with_war_room(readme: str) -> str:
-    """``readme`` with its generated war-room queries replaced by :func:`render_war_room`."""
-    begin, end = readme.index(WAR_ROOM_BEGIN), readme.index(WAR_ROOM_END) + len(WAR_ROOM_END)
-    return readme[:begin] + render_war_room() + readme[end:]
 
 
 def render() -> str:

@@ -12,18 +12,8 @@ import pytest
 
 from streams.clickhouse.migrations import Execute
 from streams.metrics.defs import ALL_METRICS, METRICS
-from streams.metrics.docs import (
-    DOC_PATH,
-    NUMBERS,
-    README_PATH,
-    SQL_DATABASE,
-    WAR_ROOM,
-    Number,
-    WarRoomQuery,
-    main,
-    render,
-    with_war_room,
-)
+from streams.metrics.docs import DOC_PATH, NUMBERS, SQL_DATABASE, Number, main, render
+from streams.metrics.war_room import README_PATH, WAR_ROOM, WarRoomQuery, with_war_room
 from tests.unit.chdb_store import migrated_chdb
 
 DB = "salewatch_docs"
