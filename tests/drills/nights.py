@@ -148,8 +148,7 @@ HELD_OUT = (
 
 
 REPO = Path(__file__).resolve().parents[2]
-# the redesigned rules (issue 13), not yet the live ones: see docs/alert-quality.md
-RULES = REPO / "alerts" / "redesign"
+RULES = REPO / "alerts"
 
 
 def true_incidents(n: Night) -> list[TrueIncident]:

@@ -1,7 +1,7 @@
 """Live drill: a payment outage, injected at real speed into the live local stack, pages
 through Prometheus and Alertmanager to the webhook.
 
-The backtest drills (test_backtest_drills.py) replay simulated days in event time; this one
+The sale nights (test_sale_nights.py) replay simulated nights in event time; this one
 runs the real path once, as on a sale night: ``salewatch simulate --speed 1`` → Kafka → a
 real ``salewatch worker`` (own topics, database and consumer group) → ``/metrics`` on the
 port the stack's Prometheus scrapes → the project's rules in ``alerts/`` → Alertmanager →
