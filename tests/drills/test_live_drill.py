@@ -1,7 +1,7 @@
 """Live drill: a payment outage, injected at real speed into the live local stack, pages
 through Prometheus and Alertmanager to the webhook.
 
-The backtest drills (test_backtest_drills.py) replay simulated days in event time; this one
+The sale nights (test_sale_nights.py) replay simulated nights in event time; this one
 runs the real path once, as on a sale night: ``salewatch simulate --speed 1`` → Kafka → a
 real ``salewatch worker`` (own topics, database and consumer group) → ``/metrics`` on the
 port the stack's Prometheus scrapes → the project's rules in ``alerts/`` → Alertmanager →
@@ -9,10 +9,10 @@ the webhook of alerts/alertmanager.yml (127.0.0.1:5001, received here).
 
 Timeline (~5.5 minutes in all): normal traffic for ``LEAD_S`` (the 2-minute rates fill),
 then ``payment_outage:METHOD`` until the page arrives (alipay or wechat_pay, see
-``DRILL_METHODS``). The worker starts cold: with no
-trailing hour in Prometheus, ``SalePaymentFailureSpike`` compares the method with the other
-methods over the same 2 minutes (``ratio_rate2m_others``, the rule's cold-start baseline;
-before it the alert could not page in the first 10 minutes of history at all).
+``DRILL_METHODS``). The worker starts cold: with no 6-hour median and no trailing hour in
+Prometheus, ``SalePaymentFailureSpike`` compares the method's share of failed orders with
+the other methods' share over 10 minutes plus 7 points (``ratio_rate10m_others``, the
+rule's cold-start normal).
 
 Pass: ``SalePaymentFailureSpike{payment_method=METHOD}`` is firing in Prometheus and
 reaches the webhook within bounds derived from the rule and the stack's configuration
@@ -88,12 +88,15 @@ LEAD_S = 120  # normal traffic first: the 2-minute rates and the guard are full
 SIM_DURATION_S = 600  # the simulator is stopped once the page has arrived
 SEED = 7
 SLACK_S = 15.0  # process start-up, Kafka/worker batching, HTTP
-RATIO_RECORD = "payment_method:salewatch_payment_success:ratio_rate2m"
-BASELINE_RECORD = "payment_method:salewatch_payment_success:ratio_baseline"
-TRAILING_RECORD = "payment_method:salewatch_payment_success:ratio_trailing1h"
-OTHERS_RECORD = "payment_method:salewatch_payment_success:ratio_rate2m_others"
-ATTEMPTS_RECORD = "payment_method:salewatch_payment_attempts:rate2m"
-MIN_ATTEMPTS_2M = 20  # the rule's traffic guard
+# the rule's inputs (alerts/salewatch-recording.rules.yml): shares of FAILED orders
+RATIO_RECORD = "payment_method:salewatch_payment_order_failure:ratio_rate2m"
+BASELINE_RECORD = "payment_method:salewatch_payment_order_failure:ratio_normal"
+TRAILING_RECORD = "payment_method:salewatch_payment_order_failure:ratio_trailing1h"
+OTHERS_RECORD = "payment_method:salewatch_payment_order_failure:ratio_rate10m_others"
+ORDERS_RECORD = "payment_method:salewatch_payment_orders:increase2m"
+# enough orders per 2 minutes that an outage clears the rule's guards (>= 5 failed orders,
+# 4 Poisson sd above normal) many times over
+MIN_ORDERS_2M = 20
 OTHERS_WAIT_S = 180
 
 
@@ -241,9 +244,9 @@ class Drill:
 def pick_drill(settings: Settings) -> Drill:
     def baseline(method: str) -> float:
         value = one_value(settings, f'{TRAILING_RECORD}{{payment_method="{method}"}}')
-        return 2.0 if value is None else value
+        return -1.0 if value is None else value
 
-    return Drill(max(DRILL_METHODS, key=baseline))
+    return Drill(min(DRILL_METHODS, key=baseline))
 
 
 def epoch(rfc3339: str) -> float:
@@ -379,7 +382,7 @@ def watch(
 class Control:
     """The rule's inputs for the method just before the incident, and its verdict."""
 
-    attempts_2m: float | None
+    orders_2m: float | None
     ratio: float | None
     baseline: float | None
     baseline_from: str
@@ -404,7 +407,7 @@ def control_sample(drill: Drill, settings: Settings, timeline: Timeline) -> Cont
     time.sleep(max(0.0, timeline.incident_at - 3 - time.time()))
     expr = business_alert_rule()["expr"]
     control = Control(
-        attempts_2m=one_value(settings, f"{ATTEMPTS_RECORD}{drill.selector} * 120"),
+        orders_2m=one_value(settings, f"{ORDERS_RECORD}{drill.selector}"),
         ratio=one_value(settings, f"{RATIO_RECORD}{drill.selector}"),
         baseline=one_value(settings, f"{BASELINE_RECORD}{drill.selector}"),
         baseline_from=(
@@ -420,15 +423,15 @@ def control_sample(drill: Drill, settings: Settings, timeline: Timeline) -> Cont
     )
     timeline.mark(
         time.time(),
-        f"control: {control.attempts_2m or 0:.0f} {drill.method} attempts per 2 min, success"
-        f" {control.ratio or 0:.0%}, baseline {control.baseline or 0:.0%} from"
+        f"control: {control.orders_2m or 0:.0f} {drill.method} orders per 2 min, failed"
+        f" {control.ratio or 0:.0%}, normal {control.baseline or 0:.0%} from"
         f" {control.baseline_from}; condition met: {control.condition_met}",
     )
     return control
 
 
 def assert_control(control: Control, tmp_path: Path) -> None:
-    assert control.attempts_2m is not None and control.attempts_2m >= MIN_ATTEMPTS_2M, (
+    assert control.orders_2m is not None and control.orders_2m >= MIN_ORDERS_2M, (
         f"too little traffic before the incident to show the rule quiet: {control}"
         + log_tails(tmp_path)
     )

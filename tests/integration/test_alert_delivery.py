@@ -42,7 +42,8 @@ pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WEBHOOK = ("127.0.0.1", 5001)  # alerts/alertmanager.yml
-DELIVERY_TIMEOUT_S = 60.0  # reload + evaluation (~5 s) + group_wait (10 s) + delivery, margin
+DELIVERY_TIMEOUT_S = 60.0  # reload + evaluation (~5 s) + group_wait (15 s) + delivery, margin
+HEARTBEAT_TIMEOUT_S = 90.0  # repeat_interval (1 m) of the heartbeat route + group_interval
 RULE_LIFETIME_S = 300
 ACTIVATION_DELAY_S = 10
 
@@ -182,6 +183,16 @@ def test_alert_reaches_the_webhook_through_alertmanager(
         assert alert["annotations"]["runbook_url"] == "alerts/runbook.md#pipelinestalled"
         assert alert["annotations"]["description"].endswith("fired by test_alert_delivery.py")
         assert alert["generatorURL"].startswith(stack_settings.prometheus_url.split(":")[0])
-    assert all(p == "/alerts" for p, _ in webhook)
     assert elapsed < DELIVERY_TIMEOUT_S
+    # the Watchdog's heartbeat (repeated every minute) reaches its own path, alone
+    wait_until(
+        lambda: [body for path, body in webhook if path == "/heartbeat"],
+        bool,
+        HEARTBEAT_TIMEOUT_S,
+        "the Watchdog at /heartbeat",
+    )
+    assert {path for path, _ in webhook} <= {"/alerts", "/heartbeat"}
+    for path, body in webhook:
+        names = {alert["labels"]["alertname"] for alert in body["alerts"]}
+        assert (names == {"Watchdog"}) == (path == "/heartbeat"), (path, names)
     print(f"delivered in {elapsed:.1f} s")

@@ -57,6 +57,11 @@ def test_amtool_accepts_the_config() -> None:
         pytest.param({"severity": "page"}, "pager", id="page-goes-to-pager"),
         pytest.param({"severity": "ticket"}, "tickets", id="ticket-goes-to-tickets"),
         pytest.param(
+            {"alertname": "Watchdog", "severity": "heartbeat", "category": "pipeline"},
+            "heartbeat",
+            id="watchdog-goes-to-the-heartbeat",
+        ),
+        pytest.param(
             {"alertname": "PaymentSuccessRateLow", "severity": "page", "category": "business"},
             "pager",
             id="business-page-still-pages",
@@ -86,23 +91,43 @@ def test_routes_by_severity(labels: dict[str, str], receiver: str) -> None:
 
 def test_grouping_and_timing(config: dict[str, Any]) -> None:
     route = config["route"]
-    assert route["group_by"] == ["alertname", "channel"]
+    # one incident, one page: every series of one alert (channels, topics, methods) together
+    assert route["group_by"] == ["alertname"]
     assert (route["group_wait"], route["group_interval"], route["repeat_interval"]) == (
-        "10s",
+        "15s",
         "1m",
         "4h",
     )
-    # children inherit grouping and timing; an override would silently change paging
+    # page and ticket routes inherit grouping and timing; an override would silently change
+    # paging. Only the heartbeat repeats every minute (the dead-man's switch expects it).
     for child in route["routes"]:
-        assert set(child) == {"matchers", "receiver"}, child
+        if child["receiver"] == "heartbeat":
+            assert child["repeat_interval"] == "1m"
+            assert child["matchers"] == ['severity="heartbeat"']
+        else:
+            assert set(child) == {"matchers", "receiver"}, child
 
 
-def test_pipeline_stalled_inhibits_only_business_alerts(config: dict[str, Any]) -> None:
+def test_inhibitions(config: dict[str, Any]) -> None:
     assert config["inhibit_rules"] == [
         {
             "source_matchers": ['alertname="PipelineStalled"'],
             "target_matchers": ['category="business"'],
-        }
+        },
+        {
+            "source_matchers": ['alertname="PipelineLagHigh"'],
+            "target_matchers": ['category="business"'],
+        },
+        {
+            "source_matchers": ['alertname="SalePageSpeedDegraded"'],
+            "target_matchers": ['alertname="SaleInteractionSlow"'],
+            "equal": ["page_type"],
+        },
+        {
+            "source_matchers": ['alertname="SalePaymentFailureSpike"'],
+            "target_matchers": ['alertname="SalePaymentFailureElevated"'],
+            "equal": ["payment_method"],
+        },
     ]
 
 
@@ -118,6 +143,14 @@ def test_receivers_are_local_webhooks_without_secrets(
         assert not (url.username or url.password or url.query), "credentials in the URL"
         assert "http_config" not in webhook, "credentials belong in a mounted file"
         assert webhook["send_resolved"] is True
+
+
+def test_heartbeat_receiver_is_a_local_webhook(config: dict[str, Any]) -> None:
+    (entry,) = [r for r in config["receivers"] if r["name"] == "heartbeat"]
+    (webhook,) = entry["webhook_configs"]
+    assert webhook["url"] == "http://127.0.0.1:5001/heartbeat"
+    # a dead-man's switch only needs the beat; "resolved" never happens for vector(1)
+    assert webhook["send_resolved"] is False
 
 
 # ------------------------------------------------------------------ a real Alertmanager
@@ -215,3 +248,73 @@ def test_inhibition_in_a_running_alertmanager(alertmanager: str) -> None:
     _wait_for_state(alertmanager, "OrdersDropped", "suppressed")
     _wait_for_state(alertmanager, "PipelineStalled", "active")
     assert _state_of(alertmanager, "DeadLettersHigh") == "active"
+
+
+def _groups(base: str) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(f"{base}/api/v2/alerts/groups", timeout=5) as resp:
+        groups: list[dict[str, Any]] = json.load(resp)
+    return groups
+
+
+def test_one_incident_is_one_notification_group(alertmanager: str) -> None:
+    """A traffic drop in three channels and a stall of two topics: two groups (one per
+    alert), each holding all its series; not one page per channel or topic. (No category
+    label: the module's Alertmanager already holds a PipelineStalled that mutes business.)"""
+    for channel in ("app", "web", "mini_program"):
+        _post_alert(
+            alertmanager,
+            {
+                "alertname": "SaleActiveUsersDrop",
+                "channel": channel,
+                "severity": "page",
+            },
+        )
+    for topic in ("clicks", "carts"):
+        _post_alert(
+            alertmanager,
+            {"alertname": "PipelineStalledTest", "topic": topic, "severity": "page"},
+        )
+    deadline = time.monotonic() + 10
+    while True:
+        pager = [
+            (g["labels"].get("alertname"), len(g["alerts"]))
+            for g in _groups(alertmanager)
+            if g["receiver"]["name"] == "pager"
+        ]
+        if ("SaleActiveUsersDrop", 3) in pager and ("PipelineStalledTest", 2) in pager:
+            break
+        assert time.monotonic() < deadline, pager
+        time.sleep(0.1)
+    names = [name for name, _ in pager]
+    assert names.count("SaleActiveUsersDrop") == names.count("PipelineStalledTest") == 1, pager
+
+
+def test_a_payment_page_mutes_the_ticket_of_its_own_method_only(alertmanager: str) -> None:
+    # no category label, as above
+    for method in ("alipay", "card"):
+        _post_alert(
+            alertmanager,
+            {
+                "alertname": "SalePaymentFailureElevated",
+                "payment_method": method,
+                "severity": "ticket",
+            },
+        )
+    _post_alert(
+        alertmanager,
+        {
+            "alertname": "SalePaymentFailureSpike",
+            "payment_method": "alipay",
+            "severity": "page",
+            "category": "business",
+        },
+    )
+    deadline = time.monotonic() + 10
+    while True:
+        query = urlencode({"filter": 'alertname="SalePaymentFailureElevated"'})
+        with urllib.request.urlopen(f"{alertmanager}/api/v2/alerts?{query}", timeout=5) as resp:
+            states = {a["labels"]["payment_method"]: a["status"]["state"] for a in json.load(resp)}
+        if states == {"alipay": "suppressed", "card": "active"}:
+            break
+        assert time.monotonic() < deadline, states
+        time.sleep(0.1)
