@@ -63,13 +63,20 @@ BATCH_SIZE_BUCKETS = (1, 10, 100, 500, 1000, 2000, 5000, 10000, 50000)
 
 @dataclass(frozen=True)
 class MetricDef:
-    """One metric. ``labels`` maps each label name to its closed set of values."""
+    """One metric. ``labels`` maps each label name to its closed set of values.
+
+    ``starts_at_zero``: every label combination is exported at 0 from the process start
+    (``Totals`` creates them), so that ``rate()``/``increase()`` see the FIRST increment of
+    a series; a series born at 5 would hide those 5 (Prometheus has no earlier sample).
+    Only for small label sets that alert rules read at low rates.
+    """
 
     name: str
     kind: MetricKind
     help: str
     labels: tuple[tuple[str, frozenset[str]], ...] = ()
     buckets: tuple[float, ...] = ()
+    starts_at_zero: bool = False
 
     @property
     def label_names(self) -> tuple[str, ...]:
@@ -361,6 +368,9 @@ _DEFS: tuple[MetricDef, ...] = (
         "attempted at the order's first payment_succeeded/payment_failed with the method, "
         "failed at its first payment_failed with it.",
         (("payment_method", lv.PAYMENT_METHODS), ("outcome", PAYMENT_ORDER_OUTCOMES)),
+        # SalePaymentFailureSpike divides failed by attempted orders over 2 minutes: a
+        # method's first failures after a quiet start must count (12 series)
+        starts_at_zero=True,
     ),
     MetricDef(
         "salewatch_coupon_redemptions_total",

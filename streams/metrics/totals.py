@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from dataclasses import dataclass, field
+from itertools import product
 
 from streams.metrics.defs import METRICS
 
@@ -43,6 +44,13 @@ class Totals:
 
     values: dict[str, dict[LabelValues, float]] = field(default_factory=dict)
     histograms: dict[str, dict[LabelValues, HistogramValue]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for metric in METRICS.values():
+            if metric.starts_at_zero:
+                series = self.values.setdefault(metric.name, {})
+                for labels in product(*(sorted(values) for _, values in metric.labels)):
+                    series.setdefault(labels, 0.0)
 
     def inc(self, name: str, labels: LabelValues = (), amount: float = 1.0) -> None:
         """Add ``amount`` (≥ 0) to a counter."""

@@ -77,8 +77,11 @@ def test_later_scrapes_show_new_values_at_their_own_time() -> None:
     scraper.scrape(totals, 5_000)
     totals.inc("salewatch_page_views_total", key, 4)
     second = scraper.scrape(totals, 10_000).splitlines()
-    assert second[1].endswith(" 5 10")
-    assert scraper.lines_written == 4
+    (page_views,) = [line for line in second if line.startswith("salewatch_page_views_total")]
+    assert page_views.endswith(" 5 10")
+    # up, the page views, and the series that start at 0 (payment orders), at each scrape
+    assert scraper.lines_written == 2 * len(second)
+    assert sum(line.startswith("salewatch_payment_orders_total") for line in second) == 12
 
 
 def test_steps_are_multiples_of_the_interval_inside_the_period() -> None:

@@ -33,6 +33,22 @@ def test_counter_accumulates_per_label_set() -> None:
     assert samples[("salewatch_events_received_total", (("topic", "clicks"),))] == 1
 
 
+def test_payment_orders_are_exported_at_zero_before_the_first_order() -> None:
+    """rate() over a series born at 3 would miss those 3 failed orders: every method and
+    outcome is there at 0 from the start, and only metrics marked so."""
+    samples = scrape(Totals())
+    zero = {
+        labels: value
+        for (name, labels), value in samples.items()
+        if name == "salewatch_payment_orders_total"
+    }
+    methods = dict(METRICS["salewatch_payment_orders_total"].labels)["payment_method"]
+    assert len(zero) == 2 * len(methods) and set(zero.values()) == {0.0}
+    assert (("outcome", "failed"), ("payment_method", "alipay")) in zero
+    counters = {name for name, _ in samples if not name.endswith("_created")}
+    assert counters == {"salewatch_payment_orders_total"}
+
+
 def test_histogram_buckets_are_cumulative_with_sum_and_count() -> None:
     totals = Totals()
     for value in (0.05, 0.3, 0.3, 7.0, 5000.0):
