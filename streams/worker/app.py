@@ -36,7 +36,7 @@ from streams.events.contract import DEAD_LETTER_TOPIC, ORDERS_BY_SESSION_TOPIC, 
 from streams.metrics.totals import Totals
 from streams.settings import Settings
 from streams.worker import window_emitters
-from streams.worker.ingest import BatchProcessor, InMessage
+from streams.worker.ingest import BatchProcessor, Message
 from streams.worker.insert_queue import InsertQueueFailed
 from streams.worker.reader import Route, SourceReader, TaskDied
 from streams.worker.recovery.rebuild import Query
@@ -202,7 +202,7 @@ def add_reader(
         )
         routes[settings.kafka_topic(topic)] = Route(topic, processor.prepare, processor.store)
 
-    async def count_orders(topic: Topic, messages: Sequence[InMessage]) -> None:
+    async def count_orders(topic: Topic, messages: Sequence[Message]) -> None:
         # produced by this app from validated events: trusted, no second validation (a
         # tombstone there is skipped); an order counts under its orders_by_session
         # partition (its session's)
