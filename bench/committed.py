@@ -1,0 +1,50 @@
+"""The committed CPU per event of one worker, and a run's figure next to it.
+
+``salewatch bench`` (``--quick`` too) ends with one line comparing the worker's CPU µs per
+event with the figure committed in ``bench/RESULTS.md`` for the same workload, so that a
+regression shows in one command. Informative only: nothing fails on it (not part of CI),
+since the machine is shared and a run moves by ±15 %.
+
+The figure depends on the run's size (a 50k-event copy holds fewer sessions and less
+counting state than a 1M-event one, and its steady window is a few seconds), so each
+size has its own committed figure; a size without one prints the run's figure alone.
+Update ``COMMITTED`` together with ``bench/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """One committed figure: 1 worker as shipped, one event per message."""
+
+    cpu_us_per_event: float
+    where: str  # the run it comes from (commit, date)
+
+
+# events of the pre-produced copy → the committed figure (``max_array`` 1)
+COMMITTED: dict[int, Committed] = {
+    1_000_000: Committed(33.6, "bench/RESULTS.md, issue 8, 7d17170"),
+}
+
+
+def versus_committed(results: dict[str, Any]) -> str | None:
+    """``worker CPU per event: X µs; committed Y µs (where): ±Z %``, or None without a
+    worker run in ``results``."""
+    worker = results.get("throughput", {}).get("worker") or {}
+    measured = worker.get("cpu_us_per_event")
+    if measured is None:
+        return None
+    line = f"worker CPU per event: {measured:.1f} µs"
+    committed = (
+        COMMITTED.get(results.get("events", 0)) if results.get("max_array", 1) <= 1 else None
+    )
+    if committed is None:
+        return f"{line}; no committed figure for this workload (bench/committed.py)"
+    change = measured / committed.cpu_us_per_event - 1
+    return (
+        f"{line}; committed {committed.cpu_us_per_event:.1f} µs ({committed.where}): {change:+.0%}"
+    )
