@@ -108,9 +108,7 @@ class ClickHouseSink:
     def _insert_once(self, table: str, columns: Sequence[str], rows: Sequence[Any]) -> None:
         query = f"INSERT INTO {self.database}.{table} ({', '.join(columns)}) VALUES"
         try:
-            # in columns: the driver serialises column by column, and its own row → column
-            # transpose is a Python loop per value; zip's is C (issue 18)
-            self.client.execute(query, list(zip(*rows, strict=True)), columnar=True)
+            self.client.execute(query, rows)
         except BaseException:
             # a half-sent block leaves the connection unusable; reconnect next time
             self.client.disconnect()

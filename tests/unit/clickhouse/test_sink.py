@@ -31,9 +31,7 @@ class FakeClient:
     stored: list[tuple[Any, ...]] = field(default_factory=list)
     attempts: int = 0
 
-    def execute(self, query: str, columns: list[tuple[Any, ...]], columnar: bool) -> None:
-        assert columnar
-        rows = list(zip(*columns, strict=True))
+    def execute(self, query: str, rows: list[tuple[Any, ...]]) -> None:
         self.attempts += 1
         if self.fatal:
             raise ServerException("Table salewatch.carts_raw doesn't exist.", code=60)
