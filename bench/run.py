@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import freshness, memory, report, throughput
+from bench.committed import versus_committed
 from bench.options import STEPS, add_arguments
 from bench.throughput import WorkerSpec
 from bench.variants import FRESHNESS_RUNS, FRESHNESS_RUNS_QUICK, VARIANTS
@@ -245,6 +246,9 @@ def run(args: argparse.Namespace) -> int:
     runner.results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     runner.save()
     print(report.table(runner.results))
+    compared = versus_committed(runner.results)
+    if compared is not None:
+        print(f"\n{compared}")
     try:
         report.chart(runner.results, args.chart)
         log(f"chart → {args.chart}")

@@ -10,6 +10,7 @@ exits 1 naming the setting) → the Faust app with the batch reader
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 from typing import Any
@@ -26,6 +27,9 @@ from streams.metrics.totals import Totals
 from streams.settings import ENV_PREFIX, Settings, load_settings
 
 log = logging.getLogger(__name__)
+
+# allocations between young-generation collections (CPython's default: 700); see run()
+GC_YOUNG_THRESHOLD = 50_000
 
 
 def register(subparsers: Any) -> None:
@@ -200,6 +204,12 @@ def run(args: argparse.Namespace) -> int:
     reader = add_reader(app, settings, totals, pipeline, window_clock, recovery)
     add_window_timer(app, pipeline, window_clock, reader, recovery)
     mode.loop.use("uvloop")  # what `faust -L uvloop` does: ~12 % less CPU per event
+    # the chain allocates a few containers per event (decoded events, rows, records),
+    # almost none of them in cycles: at CPython's default threshold (700 allocations) a
+    # young-generation collection ran every ~100 events. Objects of the imports and the
+    # set-up are frozen out of all collections. Issue 18: −12 % CPU for the chain alone.
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     worker = faust.Worker(app, loglevel=args.loglevel)
     worker.execute_from_commandline()
     return 0

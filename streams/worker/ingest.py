@@ -38,9 +38,24 @@ from streams.metrics.totals import Totals
 from streams.settings import Settings
 
 
+class Message(Protocol):
+    """What the chain reads of a Kafka message (``value`` None: a tombstone). aiokafka's
+    ``ConsumerRecord`` is one: the reader passes fetched records as they are, without a
+    copy per record (issue 18)."""
+
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+
+
 @dataclass(frozen=True, slots=True)
 class InMessage:
-    """One Kafka message as the chain needs it (``value`` None: a tombstone)."""
+    """A :class:`Message` built by hand (tests, benchmarks)."""
 
     value: bytes | None
     key: bytes | None
@@ -107,13 +122,13 @@ class BatchProcessor:
         self.clock = clock
         self.limits = limits_from(settings)
 
-    async def handle(self, topic: Topic, messages: Sequence[InMessage]) -> BatchResult:
+    async def handle(self, topic: Topic, messages: Sequence[Message]) -> BatchResult:
         """The whole chain: :meth:`prepare`, then :meth:`store`."""
         prepared = await self.prepare(topic, messages)
         await self.store(topic, prepared.rows)
         return prepared.result
 
-    async def prepare(self, topic: Topic, messages: Sequence[InMessage]) -> PreparedBatch:
+    async def prepare(self, topic: Topic, messages: Sequence[Message]) -> PreparedBatch:
         """Decode, dead-letter the bad, count the good; return the raw rows to store.
 
         Returns once the dead letters are on Kafka and the valid events are counted (or

@@ -61,7 +61,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from streams.events.contract import Topic
 from streams.metrics.totals import Totals
 from streams.settings import Settings
-from streams.worker.ingest import InMessage, PreparedBatch
+from streams.worker.ingest import Message, PreparedBatch
 from streams.worker.insert_queue import InsertQueue, Queued
 from streams.worker.offset_fence import OffsetFence, StoredPosition, seek_past_stored
 from streams.worker.unreadable import CONTROL_TOPIC, SendDeadLetter, Unreadables, locate
@@ -81,7 +81,7 @@ REBALANCE_TIMEOUT_MS = 6000
 # how long stopping the Kafka consumer may take (it leaves the group)
 CONSUMER_STOP_S = 10.0
 # prepares one topic's messages; None when there is nothing to store (orders_by_session)
-Prepare = Callable[[Topic, Sequence[InMessage]], Awaitable[PreparedBatch | None]]
+Prepare = Callable[[Topic, Sequence[Message]], Awaitable[PreparedBatch | None]]
 # stores raw rows of a topic; returns once ClickHouse accepted them
 Store = Callable[[Topic, list[tuple[Any, ...]]], Awaitable[None]]
 # rebuilds the state of the assigned partition numbers; returns the newest stored offsets
@@ -291,11 +291,10 @@ class SourceReader:
         log.info("re-reading %d partition(s) fetched during a rebalance", len(polled))
 
     async def count_and_queue(self, polled: dict[TopicPartition, list[Any]]) -> None:
-        by_topic: dict[str, list[InMessage]] = defaultdict(list)
+        # aiokafka's records go to the chain as they are (no copy per record)
+        by_topic: dict[str, list[Message]] = defaultdict(list)
         for tp, records in polled.items():
-            by_topic[tp.topic].extend(
-                InMessage(r.value, r.key, r.partition, r.offset) for r in records
-            )
+            by_topic[tp.topic].extend(records)
         results = await asyncio.gather(
             *(
                 self.routes[name].prepare(self.routes[name].topic, ms)
