@@ -81,6 +81,8 @@ RAW = {"clicks": "clicks_raw", "carts": "carts_raw", "orders": "orders_raw"}
 LATENESS_S = 120
 POISON_PER_BATCH = 30
 RECOVERED_LAG_S = 10.0  # a fault is over once the stored stream is this close to now again
+SETTLE_WAIT_S = 120.0  # a fault waits at most this long for the previous one to be over
+TAIL_S = 20.0  # the stream goes on at least this long after the last fault
 
 
 @dataclass
@@ -91,6 +93,7 @@ class Config:
     workdir: Path
     seed: int
     first_fault_s: float | None = None  # default: fault_every_s
+    max_faults: int | None = None  # default: as many as the schedule fits
     progress_every_s: float = 10.0
     echo: Callable[[str], None] = print
 
@@ -103,12 +106,13 @@ class Fault:
     detail: str = ""
     recovered_s: float | None = None  # from the fault's start until the lag was back
     lag_peak_s: float = 0.0
+    delayed_s: float = 0.0  # after its slot, waiting for the previous fault to be over
 
     def line(self) -> str:
         rec = "not recovered" if self.recovered_s is None else f"recovered {self.recovered_s:.0f}s"
         return (
             f"{self.at_s:6.0f}s {self.kind:<18} {self.detail} (took {self.took_s:.1f}s, "
-            f"{rec}, lag peak {self.lag_peak_s:.1f}s)"
+            f"{rec}, lag peak {self.lag_peak_s:.1f}s, delayed {self.delayed_s:.0f}s)"
         )
 
 
@@ -490,6 +494,19 @@ class Soak:
             self.rng.shuffle(self._deck)
         return self._deck.pop()
 
+    def settled(self) -> bool:
+        """The previous fault is over: the last two samples taken after its action show the
+        stored stream within ``RECOVERED_LAG_S`` of now on every partition. Faults do not
+        overlap: a fault while the group is still settling is another test (and on tansu
+        it can wedge the group: docs/reliability.md, "Soak test")."""
+        if not self.faults:
+            return True
+        last = self.faults[-1]
+        after = [s for s in self.samples if s.at_s >= last.at_s + last.took_s]
+        return len(after) >= 2 and all(
+            s.lag_s is not None and s.lag_s < RECOVERED_LAG_S for s in after[-2:]
+        )
+
     def fault(self, kind: str) -> Fault:
         fault = Fault(kind, self.elapsed())
         self.echo(f"[{fault.at_s:6.0f}s] fault: {kind} ...")
@@ -585,12 +602,21 @@ class Soak:
             self.producer.start()
             duration = cfg.minutes * 60
             next_at = cfg.first_fault_s if cfg.first_fault_s is not None else cfg.fault_every_s
-            while self.elapsed() < duration:
-                if self.elapsed() >= next_at:
-                    self.faults.append(self.fault(self.next_fault()))
+            end_at = duration
+            while self.elapsed() < end_at:
+                due = self.elapsed() >= next_at and len(self.faults) != cfg.max_faults
+                if due and (self.settled() or self.elapsed() - next_at > SETTLE_WAIT_S):
+                    fault = self.fault(self.next_fault())
+                    fault.delayed_s = fault.at_s - next_at
+                    self.faults.append(fault)
                     next_at += cfg.fault_every_s
-                    if next_at >= duration:
+                    # under load after the last fault, then stop; with a number of faults
+                    # to apply (CI), the stream goes on until they are applied
+                    end_at = max(end_at, self.elapsed() + TAIL_S)
+                    if cfg.max_faults is None and next_at >= duration:
                         next_at = float("inf")
+                elif cfg.max_faults is not None and len(self.faults) < cfg.max_faults:
+                    end_at = max(end_at, self.elapsed() + TAIL_S)
                 time.sleep(0.2)
             self.producer.stop()
             stream_s = self.elapsed()

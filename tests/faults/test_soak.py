@@ -45,6 +45,7 @@ def soak(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
             workdir,
             seed,
             first_fault_s=FIRST_FAULT_S,
+            max_faults=len(FAULTS),
         ),
         stack_settings,
     )
