@@ -44,6 +44,7 @@ import argparse
 import contextlib
 import queue
 import random
+import re
 import signal
 import sys
 import threading
@@ -82,6 +83,7 @@ LATENESS_S = 120
 POISON_PER_BATCH = 30
 RECOVERED_LAG_S = 10.0  # a fault is over once the stored stream is this close to now again
 SETTLE_WAIT_S = 120.0  # a fault waits at most this long for the previous one to be over
+REBUILT = re.compile(r"rebuilt from ClickHouse in ([\d.]+)s")
 TAIL_S = 20.0  # the stream goes on at least this long after the last fault
 
 
@@ -145,6 +147,8 @@ class Result:
     wall_s: float
     stream_s: float
     tracebacks: int
+    rebuild_s: list[float]  # every rebuild of counting state at an assignment, all workers
+    evictions: int  # "member_id was not recognized": a worker dropped from the group
     summary: str = ""
 
     @property
@@ -664,9 +668,14 @@ class Soak:
             alive = alive and worker.proc is not None and worker.proc.poll() is None
             if alive:
                 late += metric_value(worker.metrics_text(), "salewatch_events_late_total")
+        rebuild_s: list[float] = []
+        evictions = 0
         for worker in self.workers.values():
             if worker.log_path.exists():
-                tracebacks += worker.log_text().count("Traceback")
+                text = worker.log_text()
+                tracebacks += text.count("Traceback")
+                rebuild_s += [float(x) for x in REBUILT.findall(text)]
+                evictions += text.count("member_id was not recognized")
         seen: dict[bytes, list[str]] = {}
         unexpected = []
         for key, letter in self.letters:
@@ -695,6 +704,8 @@ class Soak:
             wall_s=time.monotonic() - began,
             stream_s=stream_s,
             tracebacks=tracebacks,
+            rebuild_s=rebuild_s,
+            evictions=evictions,
         )
         result.summary = summary(result, self.producer.running_s)
         self.echo(result.summary)
@@ -738,6 +749,9 @@ def summary(r: Result, running_s: float) -> str:
         f"lag (now - oldest newest-stored event per partition): median "
         f"{sorted(lags)[len(lags) // 2] if lags else 0:.1f}s, max {max(lags, default=0):.1f}s; "
         f"counted late {r.late:.0f}; workers alive {r.workers_alive}; tracebacks {r.tracebacks}",
+        f"rebuilds at assignments: {len(r.rebuild_s)}, max {max(r.rebuild_s, default=0):.1f}s, "
+        f"over 6 s (the group's rebalance timeout): {sum(1 for x in r.rebuild_s if x > 6)}; "
+        f"workers dropped from the group: {r.evictions}",
         "worker RSS MiB (min-max): "
         + ", ".join(f"{k} {min(v)}-{max(v)}" for k, v in sorted(rss.items())),
         f"faults ({len(r.faults)}: {dict(Counter(f.kind for f in r.faults))}):",
@@ -751,6 +765,10 @@ def run(cfg: Config, base: Settings | None = None) -> Result:
     return Soak(cfg, base or load_settings()).run()
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.faults.soak", description=__doc__)
     parser.add_argument("--minutes", type=float, default=30)
@@ -762,6 +780,8 @@ def main(argv: list[str] | None = None) -> int:
     from streams.stack.install import CLICKHOUSE, TANSU, ensure_installed
     from streams.stack.layout import StateLayout
 
+    # a plain `kill` stops the run like Ctrl-C: the services and workers are stopped
+    signal.signal(signal.SIGTERM, _interrupted)
     base = load_settings()
     ensure_installed((TANSU, CLICKHOUSE), StateLayout.from_settings(base), print)
     seed = args.seed if args.seed is not None else random.randrange(2**31)
