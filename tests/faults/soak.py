@@ -786,7 +786,14 @@ def main(argv: list[str] | None = None) -> int:
     ensure_installed((TANSU, CLICKHOUSE), StateLayout.from_settings(base), print)
     seed = args.seed if args.seed is not None else random.randrange(2**31)
     workdir = args.workdir or Path(f"/tmp/salewatch-soak-{seed}")
-    cfg = Config(args.minutes, args.rate, args.fault_every, workdir, seed)
+    cfg = Config(
+        args.minutes,
+        args.rate,
+        args.fault_every,
+        workdir,
+        seed,
+        echo=lambda s: print(s, flush=True),
+    )
     result = run(cfg, base)
     return 0 if result.exact and result.workers_alive else 1
 
