@@ -149,6 +149,7 @@ class Result:
     tracebacks: int
     rebuild_s: list[float]  # every rebuild of counting state at an assignment, all workers
     evictions: int  # "member_id was not recognized": a worker dropped from the group
+    problems: list[str]  # harness waits that timed out, fault actions that failed
     summary: str = ""
 
     @property
@@ -409,6 +410,7 @@ class Soak:
         self.t0 = 0.0
         self._sampling = threading.Event()
         self._deck: list[str] = []
+        self.problems: list[str] = []  # what went wrong in the harness's waits
 
     # -- services -----------------------------------------------------------------------
 
@@ -515,18 +517,35 @@ class Soak:
         fault = Fault(kind, self.elapsed())
         self.echo(f"[{fault.at_s:6.0f}s] fault: {kind} ...")
         began = time.monotonic()
-        getattr(self, f"_fault_{kind}")(fault)
+        try:
+            getattr(self, f"_fault_{kind}")(fault)
+        except Exception as exc:  # the soak goes on and reports it
+            fault.detail += f" FAILED: {exc!s:.300}"
+            self.problems.append(f"{fault.at_s:.0f}s: {kind} failed: {exc!s:.300}")
         fault.took_s = time.monotonic() - began
         self.echo(f"[{self.elapsed():6.0f}s] fault done: {fault.detail} ({fault.took_s:.1f}s)")
         return fault
+
+    def start_worker(self, name: str) -> str:
+        """Start a worker; "" once it is ready, or a note when it is up but not ready
+        within the helper's 60 s (e.g. rebuilding): the soak goes on and reports it."""
+        worker = self.workers[name]
+        try:
+            worker.start()
+        except AssertionError:
+            if worker.proc is None or worker.proc.poll() is not None:
+                raise
+            self.problems.append(f"{self.elapsed():.0f}s: worker {name} not ready within 60 s")
+            return " (not ready within 60 s)"
+        return ""
 
     def _fault_sigkill(self, fault: Fault) -> None:
         name = self.rng.choice(["a", "b"])
         down = self.rng.uniform(1, 10)
         self.workers[name].stop(signal.SIGKILL)
         time.sleep(down)
-        self.workers[name].start()
-        fault.detail = f"worker {name} SIGKILLed, started again after {down:.1f}s"
+        ready = self.start_worker(name)
+        fault.detail = f"worker {name} SIGKILLed, started again after {down:.1f}s{ready}"
 
     def _fault_clickhouse_restart(self, fault: Fault) -> None:
         sig = self.rng.choice([signal.SIGTERM, signal.SIGKILL])
@@ -557,7 +576,11 @@ class Soak:
         return time.monotonic() - began
 
     def _fault_broker_restart(self, fault: Fault) -> None:
-        drained = self.drain(300)
+        try:
+            drained = self.drain(300)
+        except AssertionError:
+            self.producer.resume()  # not drained: no restart (it would lose the rest)
+            raise
         self.letters.extend(read_dead_letters(self.settings))
         self.broker.stop()
         self.broker.start()
@@ -571,14 +594,14 @@ class Soak:
             down = self.rng.uniform(2, 10)
             self.workers[name].stop(signal.SIGTERM)
             time.sleep(down)
-            self.workers[name].start()
-            fault.detail = f"worker {name} SIGTERM, started again after {down:.1f}s"
+            ready = self.start_worker(name)
+            fault.detail = f"worker {name} SIGTERM, started again after {down:.1f}s{ready}"
         else:
             stay = self.rng.uniform(15, 30)
-            self.workers["c"].start()
+            ready = self.start_worker("c")
             time.sleep(stay)
             self.workers["c"].stop(signal.SIGTERM)
-            fault.detail = f"worker c joined for {stay:.1f}s, then SIGTERM"
+            fault.detail = f"worker c joined for {stay:.1f}s{ready}, then SIGTERM"
 
     def _fault_poison(self, fault: Fault) -> None:
         items = poison_messages(self.rng, self.cfg.seed, len(self.poison), int(time.time() * 1000))
@@ -629,18 +652,31 @@ class Soak:
         finally:
             self.teardown()
 
+    def waiting(self, wait: Callable[[], object]) -> None:
+        """Run a bounded wait; a timeout is noted and the run goes on to measure what is
+        there (the result is then not exact, and the summary says what timed out)."""
+        try:
+            wait()
+        except AssertionError as exc:
+            self.problems.append(f"{self.elapsed():.0f}s: {exc!s:.300}")
+            self.echo(f"[{self.elapsed():6.0f}s] {exc!s:.300}")
+
     def settle(self, began: float, stream_s: float) -> Result:
         produced = Counter({t: self.producer.produced[t] for t in STREAM_TOPICS})
         end_ms = (self.producer.last_ts // MIN_MS + 1) * MIN_MS
         want = {t: produced[t] for t in STREAM_TOPICS}
-        wait_until(self._stored_final, lambda got: got == want, 600, f"stored = {want}")
-        forwarded_orders_counted(self.settings, 300)
+        self.waiting(
+            lambda: wait_until(self._stored_final, lambda got: got == want, 600, f"stored {want}")
+        )
+        self.waiting(lambda: forwarded_orders_counted(self.settings, 300))
         closers = carts_and_orders(40, end_ms + (LATENESS_S + 120) * 1000, 10_000, tag="z")
         Producer(self.settings, [(t, k, v) for t, k, v, _ in closers], per_second=1e9)._run()
         for topic, *_ in closers:
             produced[topic] += 1
         want = {t: produced[t] for t in STREAM_TOPICS}
-        wait_until(self._stored_final, lambda got: got == want, 120, "the closers stored")
+        self.waiting(
+            lambda: wait_until(self._stored_final, lambda got: got == want, 120, "the closers")
+        )
         truth = (self.producer.carts, self.producer.orders)
         got_c, got_o, diff = settle_rollups(self.settings, end_ms // 1000, *truth, timeout_s=120)
         self._sampling.clear()
@@ -706,6 +742,7 @@ class Soak:
             tracebacks=tracebacks,
             rebuild_s=rebuild_s,
             evictions=evictions,
+            problems=self.problems,
         )
         result.summary = summary(result, self.producer.running_s)
         self.echo(result.summary)
@@ -756,6 +793,7 @@ def summary(r: Result, running_s: float) -> str:
         + ", ".join(f"{k} {min(v)}-{max(v)}" for k, v in sorted(rss.items())),
         f"faults ({len(r.faults)}: {dict(Counter(f.kind for f in r.faults))}):",
         *(f"  {f.line()}" for f in r.faults),
+        f"problems: {r.problems or 'none'}",
         f"RESULT: {'EXACT' if r.exact else 'NOT EXACT'}",
     ]
     return "\n".join(lines)

@@ -87,6 +87,7 @@ def test_every_poison_message_is_a_dead_letter_with_its_reason(soak: Result) -> 
 
 def test_workers_survived_every_fault_and_counted_nothing_late(soak: Result) -> None:
     assert soak.workers_alive, soak.summary
+    assert not soak.problems, soak.summary
     assert soak.late == 0, soak.summary
     assert soak.tracebacks == 0, soak.summary
     assert all(f.recovered_s is not None for f in soak.faults), soak.summary
