@@ -632,6 +632,8 @@ class Soak:
             end_at = duration
             while self.elapsed() < end_at:
                 due = self.elapsed() >= next_at and len(self.faults) != cfg.max_faults
+                if cfg.max_faults is None and self.elapsed() >= duration:
+                    due = False  # the last fault overran the duration: no new one
                 if due and (self.settled() or self.elapsed() - next_at > SETTLE_WAIT_S):
                     fault = self.fault(self.next_fault())
                     fault.delayed_s = fault.at_s - next_at
