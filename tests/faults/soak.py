@@ -630,7 +630,17 @@ class Soak:
             duration = cfg.minutes * 60
             next_at = cfg.first_fault_s if cfg.first_fault_s is not None else cfg.fault_every_s
             end_at = duration
-            while self.elapsed() < end_at:
+            while True:
+                now = self.elapsed()
+                pending = cfg.max_faults is not None and len(self.faults) < cfg.max_faults
+                # the stream goes on until the last fault is over (bounded): its recovery
+                # is measured under load, not on a stream that has stopped
+                if (
+                    now >= end_at
+                    and not pending
+                    and (self.settled() or now >= end_at + SETTLE_WAIT_S)
+                ):
+                    break
                 due = self.elapsed() >= next_at and len(self.faults) != cfg.max_faults
                 if cfg.max_faults is None and self.elapsed() >= duration:
                     due = False  # the last fault overran the duration: no new one

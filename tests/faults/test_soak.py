@@ -25,10 +25,10 @@ from tests.faults.soak import FAULTS, Config, Result, run
 
 pytestmark = pytest.mark.integration
 
-MINUTES = 2.5
+MINUTES = 2.0
 RATE = 1000
-FAULT_EVERY_S = 25
-FIRST_FAULT_S = 15
+FAULT_EVERY_S = 20
+FIRST_FAULT_S = 10
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +56,9 @@ def test_every_kind_of_fault_was_applied(soak: Result) -> None:
 
 
 def test_the_stream_ran_at_the_rate(soak: Result) -> None:
-    """A soak that produced little proves little: at least 90 % of rate × running time."""
+    """A soak that produced little proves little: at least 90 % of rate × the minutes."""
     produced = sum(soak.produced.values())
-    assert produced >= 0.9 * RATE * (MINUTES * 60 - 30), soak.summary
+    assert produced >= 0.9 * RATE * MINUTES * 60, soak.summary
     assert soak.delivery_failures == 0, soak.summary
 
 
