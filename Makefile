@@ -24,7 +24,7 @@ demo-stop:
 drill: install  ## a payment outage at real speed on the local stack, paging to a webhook (~9 min)
 	bash scripts/drill.sh
 
-soak: install  ## 30 min at 5,000 events/s, 2 workers, a random fault every 3 min; exact at the end (~33 min; own throwaway services)
+soak: install  ## 30 min at 5,000 events/s, 2 workers, a random fault every 3 min; exact at the end (35-55 min; own throwaway services)
 	$(PYTHON) -m tests.faults.soak --minutes 30 --rate 5000 --fault-every 180 $(if $(SEED),--seed $(SEED))
 
 two-workers-loop: install  ## the two-worker takeover tests 10x in a row beside a CPU-bound process (~40 min; stack up)
