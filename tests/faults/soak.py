@@ -2,7 +2,7 @@
 every few minutes, and at the end the raw tables and the rollups checked against the truth.
 
     python -m tests.faults.soak --minutes 30 --rate 5000 --fault-every 180   # make soak
-    pytest tests/faults/test_soak.py                                        # CI: ~4 min
+    pytest tests/faults/test_soak.py                                        # CI: ~3.5 min
 
 Everything runs on throwaway services on free ports (clickhouse-server and tansu, as the
 other fault tests): the faults restart them, and the shared stack is never touched.

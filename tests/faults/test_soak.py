@@ -3,12 +3,13 @@
 Two workers, a live stream, one fault of every kind (SIGKILL, ClickHouse restart, broker
 restart, rebalance, poison: the deck deals each kind once before any twice), one every
 ``FAULT_EVERY_S``; then the raw tables and the rollups must equal the truth and every poison
-message must be on ``dead_letters`` with its reason. ~4 minutes in all, setup included.
+message must be on ``dead_letters`` with its reason. ~3.5 minutes in all, setup included.
 
-The rate is below the 30-minute soak's 5,000 events/s: here it shares a 2-core machine with
-the rest of the suite, and the point of the short version is the faults, not the load (the
-figures of the full run are in docs/reliability.md, "Soak test"). The seed is random and
-printed (``SOAK_SEED=N`` replays one).
+The rate is a fifth of the 30-minute soak's 5,000 events/s: at 5,000 the rebuild after a
+worker fault outlasts the group's rebalance and the two workers fall into a rebalance storm
+on this 2-core machine (docs/reliability.md, "Soak test": found by the soak, reported, not
+fixed); the short version is about the faults and must pass on a shared CI box. The seed is
+random and printed (``SOAK_SEED=N`` replays one).
 """
 
 from __future__ import annotations
