@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 
-.PHONY: install lint test demo demo-stop drill two-workers-loop stack-up stack-down cluster-up cluster-tests benchmarks schemas
+.PHONY: install lint test demo demo-stop drill soak two-workers-loop stack-up stack-down cluster-up cluster-tests benchmarks schemas
 
 install:  ## Python package with dev tools (services are installed by `salewatch stack up`)
 	$(PIP) install --quiet --disable-pip-version-check -e '.[dev]'
@@ -23,6 +23,9 @@ demo-stop:
 
 drill: install  ## a payment outage at real speed on the local stack, paging to a webhook (~9 min)
 	bash scripts/drill.sh
+
+soak: install  ## 30 min at 5,000 events/s, 2 workers, a random fault every 3 min; exact at the end (35-55 min; own throwaway services)
+	$(PYTHON) -m tests.faults.soak --minutes 30 --rate 5000 --fault-every 180 $(if $(SEED),--seed $(SEED))
 
 two-workers-loop: install  ## the two-worker takeover tests 10x in a row beside a CPU-bound process (~40 min; stack up)
 	bash scripts/two_workers_loop.sh
