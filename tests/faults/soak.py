@@ -25,7 +25,7 @@ once before any kind twice):
   counted, reads the dead letters so far, restarts the broker, recreates the topics and
   resumes. "Exact" then means: nothing the broker held *unread* is lost because there was
   nothing; the workers must survive the restart, rejoin, fence their offsets to the new
-  incarnation (``streams.offset_fence``) and count on. A restart with data in flight loses
+  incarnation (``streams.worker.offset_fence``) and count on. A restart with data in flight loses
   that data by construction (docs/reliability.md, gap 3), which no worker can repair;
 - ``rebalance``: a worker stopped with SIGTERM and started 2-10 s later, or a third worker
   joining the group for 15-30 s and leaving with SIGTERM;
@@ -59,11 +59,11 @@ import confluent_kafka
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
-from streams.clickhouse_client import quiet_driver_logging
-from streams.events import DEAD_LETTER_TOPIC, ORDERS_BY_SESSION_TOPIC, TOPICS
-from streams.producer import ensure_topics
+from streams.clickhouse.client import quiet_driver_logging
+from streams.events.contract import DEAD_LETTER_TOPIC, ORDERS_BY_SESSION_TOPIC, TOPICS
+from streams.kafka.producer import ensure_topics
 from streams.settings import Settings, load_settings
-from streams.unreadable import CONTROL_TOPIC
+from streams.worker.unreadable import CONTROL_TOPIC
 from tests.faults.conftest import ThrowawayClickHouse, ThrowawayTansu, free_port, migrate, rss_kib
 from tests.faults.support import (
     CHANNELS,
