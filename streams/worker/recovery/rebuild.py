@@ -83,7 +83,11 @@ ClockKind = Literal["wall", "event"]
 
 
 class _Owners:
-    """Which partition a session or ticket belongs to (memoised murmur2)."""
+    """Which partition a session or ticket belongs to (memoised murmur2; the memo is
+    emptied at ``MEMO_SIZE`` keys: a session's events are close in time, and a replay's
+    sessions are not held beyond what the rebuilt state keeps)."""
+
+    MEMO_SIZE = 100_000
 
     def __init__(self, partition_count: int) -> None:
         self.partition_count = partition_count
@@ -92,6 +96,8 @@ class _Owners:
     def of(self, key: str) -> int:
         partition = self._cache.get(key)
         if partition is None:
+            if len(self._cache) >= self.MEMO_SIZE:
+                self._cache.clear()
             partition = self._cache[key] = kafka_partition_for(key, self.partition_count)
         return partition
 
