@@ -133,9 +133,7 @@ def test_promtool_check_rules(path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize(
-    "path", TEST_FILES, ids=lambda p: p.name
-)
+@pytest.mark.parametrize("path", TEST_FILES, ids=lambda p: p.name)
 def test_promtool_unit_tests(path: Path) -> None:
     # rule_files in the test files are relative to the test file itself
     result = subprocess.run(
