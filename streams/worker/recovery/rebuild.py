@@ -32,10 +32,12 @@ Event = Mapping[str, Any]
 
 # a replay is read in slices of event time (replay_slices): memory holds one slice's rows,
 # not the catch-up's (~50,000 rows at 5,000 events/s); a slice is halved down to
-# MIN_SLICE_MS while it reads more than REPLAY_SLICE_ROWS rows
+# MIN_SLICE_MS while it reads more than REPLAY_SLICE_ROWS rows, doubled up to MAX_SLICE_MS
+# while it reads fewer than a quarter (a quiet catch-up is not hundreds of queries)
 REPLAY_SLICE_MS = 10_000
 REPLAY_SLICE_ROWS = 60_000
 MIN_SLICE_MS = 100
+MAX_SLICE_MS = 5 * 60_000
 # orders stored this recently (wall time) may still be delivered again on orders_by_session
 REDELIVERY_HORIZON_S = 5 * 60
 
@@ -189,12 +191,14 @@ def replay_slices(
     topic: ~18 M rows at 5,000 events/s). Events of one millisecond are in one slice, so
     merging each slice by time is merging the whole replay by time.
 
-    A slice starts at ``slice_ms`` and is halved while it reads more than ``slice_rows``
-    rows, doubled back while it reads fewer than a quarter (a flood does not make a slice
-    large); a stretch of event time without events is skipped with one query for the next
-    stored event time. As with one query per topic, a row stored while the rebuild reads is
-    replayed or not depending on where its event time falls; either way the reader reads
-    it again from Kafka (the offsets were read first, :func:`rebuild`)."""
+    A slice starts at ``slice_ms``, is halved while it reads more than ``slice_rows`` rows
+    (a flood does not make slices large) and doubled up to ``MAX_SLICE_MS`` while it reads
+    fewer than a quarter (a quiet partition is not read in hundreds of queries); a stretch
+    of event time without events is skipped with one query for the next stored event time.
+    A clicks, carts or tickets row stored while the rebuild reads is replayed or not
+    depending on where its event time falls; either way the reader reads it again from
+    Kafka (the offsets were read first, :func:`rebuild`) and the dedupe memory or the
+    live count has it once. Orders are read up to ``orders_through`` only."""
     cursor, span = from_ms, slice_ms
     while True:
         until = cursor + span
@@ -218,7 +222,7 @@ def replay_slices(
         read = sum(len(r) for r in found.values())
         if read > slice_rows and span > MIN_SLICE_MS:
             span //= 2
-        elif read < slice_rows // 4 and span < slice_ms:
+        elif read < slice_rows // 4 and span < MAX_SLICE_MS:
             span *= 2
         cursor = until
 
