@@ -69,8 +69,9 @@ tables; the worker logs each rebuild's steps and times):
   speed: 6-11 s): ~10-14 s for a worker that owns every partition at 5k events/s, less
   per worker when partitions are spread; the ground-truth integration test's restart (~1,200
   events) takes 0.15-0.2 s; memory: one slice of the replay plus the rebuilt state (peak
-  +128 / +183 / +320 MiB for 5 / 10 / 20 minutes at 5,000 events/s, where holding the
-  replay cost +948 / +1,866 MiB for 5 / 10 minutes: ``bench/RESULTS.md``);
+  +128 / +183 / +320 / +761 MiB for 5 / 10 / 20 / 60 minutes at 5,000 events/s, where
+  holding the replay cost +948 / +1,866 MiB for 5 / 10 minutes, ~11 GB for 60 extrapolated:
+  ``bench/RESULTS.md``);
 * sessions: the aggregate over a 33-minute lookback (10M rows, 250k sessions) takes ~2 s
   on the server and returns only the sessions a future event can continue; sorting each
   session's packed events costs ~25 % over plain min/max aggregates, and buys exact
