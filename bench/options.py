@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-STEPS = ("throughput", "variants", "scaleout", "freshness", "memory")
+STEPS = ("throughput", "variants", "scaleout", "freshness", "memory", "rebuild")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +43,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="NAME=VALUE",
         help="extra environment of the memory step's worker (e.g. MALLOC_ARENA_MAX=2)",
+    )
+    parser.add_argument(
+        "--rebuild-minutes",
+        type=float,
+        nargs="+",
+        help="catch-up lengths of the rebuild step, minutes at 5,000 events/s "
+        "(default 5 10 20 60; quick 1 2 4)",
+    )
+    parser.add_argument(
+        "--rebuild-baseline",
+        default="main",
+        help="commit whose rebuild the rebuild step compares with (default: main)",
+    )
+    parser.add_argument(
+        "--rebuild-baseline-up-to",
+        type=float,
+        default=20.0,
+        help="longest catch-up (minutes) the baseline rebuild runs on: it holds the whole "
+        "replay in memory, ~650 MiB per million events (default 20)",
     )
     parser.add_argument(
         "--variants",

@@ -11,7 +11,9 @@ Steps (``bench.options.STEPS``), in order, on the running local stack:
 3. ``scaleout``   — 1 vs 2 workers on the 4-partition copies;
 4. ``freshness``  — 2 workers under 5,000 events/s, a 20,000 events/s burst and 50,000
    events/s, with markers (``bench.freshness``);
-5. ``memory``     — one worker's RSS after 1M, 5M, 10M events of 1M users.
+5. ``memory``     — one worker's RSS after 1M, 5M, 10M events of 1M users;
+6. ``rebuild``    — peak RSS of one state rebuild per catch-up length (5, 10, 20, 60 minutes
+   at 5,000 events/s), this tree's against ``--rebuild-baseline``'s (``bench.rebuild_memory``).
 
 Each figure carries the machine's load (1-minute load average at start and end, busy
 cores) since the machine is shared. Results go to ``--out`` (JSON) and ``--chart`` (PNG).
@@ -30,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import freshness, memory, report, throughput
+from bench import freshness, memory, rebuild_memory, report, throughput
 from bench.committed import versus_committed
 from bench.options import STEPS, add_arguments
 from bench.throughput import WorkerSpec
@@ -224,6 +226,19 @@ class Runner:
         )
         return {**result, "variant": self.args.memory_variant, "env": extra}
 
+    def rebuild(self) -> dict[str, Any]:
+        default = [1.0, 2.0, 4.0] if self.quick else [5.0, 10.0, 20.0, 60.0]
+        result = rebuild_memory.measure(
+            self.settings,
+            self.log_dir,
+            self.args.rebuild_minutes or default,
+            log,
+            baseline=self.args.rebuild_baseline,
+            baseline_up_to=self.args.rebuild_baseline_up_to,
+        )
+        print(rebuild_memory.table(result), flush=True)
+        return result
+
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:
     # unwind through the ``finally`` blocks: workers stopped, topics and databases dropped
@@ -243,6 +258,7 @@ def run(args: argparse.Namespace) -> int:
     runner.step("scaleout", runner.scaleout)
     runner.step("freshness", runner.freshness)
     runner.step("memory", runner.memory)
+    runner.step("rebuild", runner.rebuild)
     runner.results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     runner.save()
     print(report.table(runner.results))

@@ -28,7 +28,14 @@ assignor co-partitions topics with equal partition counts):
    during a rebalance) costs one window emitted twice under one key, never a double count.
 2. **open windows**: every stored event of ``P`` with ``ts >= replay_from`` is counted again
    through :meth:`Pipeline.warm_up`, in event-time order, into window tallies (of p only
-   from ``from[p]`` on: before, p's windows are emitted) and sessions. Windows that closed
+   from ``from[p]`` on: before, p's windows are emitted) and sessions. The replay is read
+   in slices of event time (:func:`.rebuild.replay_slices`: 10 s, halved while a slice
+   holds more than 60,000 rows) and counted as it is read, one event dict at a time, so
+   a rebuild's memory is the rebuilt state plus one slice, whatever the catch-up's length
+   (up to ``MAX_CATCH_UP_MS``: 18 M events at 5,000 events/s; ``bench.rebuild_memory``).
+   Orders are replayed up to the offsets stored when the rebuild starts: one stored later
+   by another worker (the orders partition's owner) while this one still reads is counted
+   when ``orders_by_session`` delivers it, not skipped as counted. Windows that closed
    while the worker was down, or that a moved partition's previous owner did not emit, are
    among them; the next timer tick emits them, complete.
 3. **sessions** that a future event can continue (last seen after ``replay_from - timeout``):
@@ -61,7 +68,10 @@ tables; the worker logs each rebuild's steps and times):
   turning rows into events ~0.8 s, counting them 7-12 µs/event (the counting core's own
   speed: 6-11 s): ~10-14 s for a worker that owns every partition at 5k events/s, less
   per worker when partitions are spread; the ground-truth integration test's restart (~1,200
-  events) takes 0.15-0.2 s;
+  events) takes 0.15-0.2 s; memory: one slice of the replay plus the rebuilt state (peak
+  +128 / +183 / +320 / +761 MiB for 5 / 10 / 20 / 60 minutes at 5,000 events/s, where
+  holding the replay cost +948 / +1,866 MiB for 5 / 10 minutes, ~11 GB for 60 extrapolated:
+  ``bench/RESULTS.md``);
 * sessions: the aggregate over a 33-minute lookback (10M rows, 250k sessions) takes ~2 s
   on the server and returns only the sessions a future event can continue; sorting each
   session's packed events costs ~25 % over plain min/max aggregates, and buys exact

@@ -4,7 +4,7 @@ pipeline; see ``streams.worker.recovery`` for the design."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -16,17 +16,28 @@ from streams.worker.recovery.rows import merge_by_time, replay_event, session_fr
 from streams.worker.recovery.sql import (
     any_emitted_sql,
     newest_event_sql,
+    next_event_sql,
     order_categories_sql,
     paying_orders_sql,
     redelivered_sql,
     replay_sql,
     sessions_sql,
     stored_offsets_sql,
+    stored_orders_sql,
 )
 from streams.worker.window_emitters import newest_marked_sql
 
 Query = Callable[[str], Sequence[Sequence[Any]]]
+Event = Mapping[str, Any]
 
+# a replay is read in slices of event time (replay_slices): memory holds one slice's rows,
+# not the catch-up's (~50,000 rows at 5,000 events/s); a slice is halved down to
+# MIN_SLICE_MS while it reads more than REPLAY_SLICE_ROWS rows, doubled up to MAX_SLICE_MS
+# while it reads fewer than a quarter (a quiet catch-up is not hundreds of queries)
+REPLAY_SLICE_MS = 10_000
+REPLAY_SLICE_ROWS = 60_000
+MIN_SLICE_MS = 100
+MAX_SLICE_MS = 5 * 60_000
 # orders stored this recently (wall time) may still be delivered again on orders_by_session
 REDELIVERY_HORIZON_S = 5 * 60
 
@@ -74,7 +85,11 @@ ClockKind = Literal["wall", "event"]
 
 
 class _Owners:
-    """Which partition a session or ticket belongs to (memoised murmur2)."""
+    """Which partition a session or ticket belongs to (memoised murmur2; the memo is
+    emptied at ``MEMO_SIZE`` keys: a session's events are close in time, and a replay's
+    sessions are not held beyond what the rebuilt state keeps)."""
+
+    MEMO_SIZE = 100_000
 
     def __init__(self, partition_count: int) -> None:
         self.partition_count = partition_count
@@ -83,6 +98,8 @@ class _Owners:
     def of(self, key: str) -> int:
         partition = self._cache.get(key)
         if partition is None:
+            if len(self._cache) >= self.MEMO_SIZE:
+                self._cache.clear()
             partition = self._cache[key] = kafka_partition_for(key, self.partition_count)
         return partition
 
@@ -94,6 +111,7 @@ def _restore(
     *,
     database: str,
     partitions: Sequence[int],
+    orders_through: Mapping[int, int],
     owners: _Owners,
     stats: RebuildStats,
 ) -> tuple[int | None, dict[str, int]]:
@@ -102,7 +120,8 @@ def _restore(
     ``pipeline``'s windows (an event of partition p before ``plan.windows_from[p]`` updates
     state only). An order is counted under its session's partition (``orders_by_session``'s,
     where the live worker counts it), every other event under its own. Returns the newest
-    replayed event time (None: none) and ``{event_id: ts}`` of the replayed orders."""
+    replayed event time (None: none) and ``{event_id: ts}`` of the replayed orders (those
+    stored up to ``orders_through``, ``{orders partition: offset}``)."""
     owned = set(partitions)
     owns_all = owned >= set(range(owners.partition_count))
 
@@ -124,23 +143,88 @@ def _restore(
         if owns_session(session_id):
             pipeline.restore_paying_order(order_id, method, bool(failed), int(ts))
 
-    events: dict[Topic, list[tuple[int, dict[str, Any]]]] = {}
-    for topic in TOPICS:
-        rows = timed("read", replay_sql(database, topic, partitions, plan.replay_from))
-        started = time.perf_counter()
+    replayed_orders: dict[str, int] = {}
+    newest: int | None = None
+
+    def converted(topic: Topic, rows: Sequence[Sequence[Any]]) -> Iterator[tuple[int, Event]]:
+        # one event dict at a time: a slice holds rows (tuples), never all its events
         if topic == "orders":
-            by_session = ((owners.of(row[4]), replay_event(topic, row[1:])) for row in rows)
-            converted = [(p, e) for p, e in by_session if p in owned]
+            for row in rows:
+                partition = owners.of(row[4])
+                if partition in owned:
+                    event = replay_event(topic, row[1:])
+                    replayed_orders[event["event_id"]] = event["ts"]
+                    yield partition, event
         else:
-            converted = [(int(row[0]), replay_event(topic, row[1:])) for row in rows]
-        events[topic] = converted
-        stats.seconds["convert"] = stats.seconds.get("convert", 0.0) + time.perf_counter() - started
+            for row in rows:
+                yield int(row[0]), replay_event(topic, row[1:])
+
+    def replay() -> Iterator[tuple[Topic, int, Event]]:
+        nonlocal newest
+        slices = replay_slices(timed, database, partitions, plan.replay_from, orders_through)
+        for rows in slices:
+            for item in merge_by_time({topic: converted(topic, r) for topic, r in rows.items()}):
+                newest = item[2]["ts"]  # in time order: the last is the newest
+                yield item
 
     started = time.perf_counter()
-    stats.replayed += pipeline.warm_up(merge_by_time(events), plan.clock_ms, plan.windows_from)
-    stats.seconds["count"] = stats.seconds.get("count", 0.0) + time.perf_counter() - started
-    newest = max((e[-1][1]["ts"] for e in events.values() if e), default=None)
-    return newest, {e["event_id"]: int(e["ts"]) for _, e in events["orders"]}
+    read_before = stats.seconds.get("read", 0.0)
+    stats.replayed += pipeline.warm_up(replay(), plan.clock_ms, plan.windows_from)
+    read = stats.seconds.get("read", 0.0) - read_before
+    stats.seconds["count"] = time.perf_counter() - started - read
+    return newest, replayed_orders
+
+
+def replay_slices(
+    timed: Callable[[str, str], Sequence[Sequence[Any]]],
+    database: str,
+    partitions: Sequence[int],
+    from_ms: int,
+    orders_through: Mapping[int, int],
+    *,
+    slice_ms: int = REPLAY_SLICE_MS,
+    slice_rows: int = REPLAY_SLICE_ROWS,
+) -> Iterator[dict[Topic, Sequence[Sequence[Any]]]]:
+    """The stored events to replay from ``from_ms`` on, as consecutive slices of event time
+    (``{topic: rows of replay_sql, oldest first}``; only topics with rows): so that a
+    rebuild holds one slice, not the whole catch-up (up to ``MAX_CATCH_UP_MS`` of every
+    topic: ~18 M rows at 5,000 events/s). Events of one millisecond are in one slice, so
+    merging each slice by time is merging the whole replay by time.
+
+    A slice starts at ``slice_ms``, is halved while it reads more than ``slice_rows`` rows
+    (a flood does not make slices large) and doubled up to ``MAX_SLICE_MS`` while it reads
+    fewer than a quarter (a quiet partition is not read in hundreds of queries); a stretch
+    of event time without events is skipped with one query for the next stored event time.
+    A clicks, carts or tickets row stored while the rebuild reads is replayed or not
+    depending on where its event time falls; either way the reader reads it again from
+    Kafka (the offsets were read first, :func:`rebuild`) and the dedupe memory or the
+    live count has it once. Orders are read up to ``orders_through`` only."""
+    cursor, span = from_ms, slice_ms
+    while True:
+        until = cursor + span
+        rows = {
+            topic: timed(
+                "read",
+                replay_sql(
+                    database, topic, partitions, cursor, until, orders_through=orders_through
+                ),
+            )
+            for topic in TOPICS
+        }
+        found = {topic: r for topic, r in rows.items() if r}
+        if found:
+            yield found
+        else:
+            ((next_ms,),) = timed("read", next_event_sql(database, partitions, until))
+            if int(next_ms) < until:
+                return
+            until = int(next_ms)
+        read = sum(len(r) for r in found.values())
+        if read > slice_rows and span > MIN_SLICE_MS:
+            span //= 2
+        elif read < slice_rows // 4 and span < MAX_SLICE_MS:
+            span *= 2
+        cursor = until
 
 
 def rebuild(
@@ -196,6 +280,13 @@ def rebuild(
     # offsets before the replay: a row stored in between is replayed and read again, a
     # duplicate the dedupe memory skips; read after, it would be skipped uncounted
     stored = timed("offsets", stored_offsets_sql(database, partitions, plan.offsets_from))
+    # and the orders the replay may read: it reads in slices, for as long as counting takes,
+    # while the orders partitions' owners store more; an order stored after this is
+    # counted by this worker when orders_by_session delivers it (nobody counted it yet)
+    orders_through = {
+        int(p): int(offset)
+        for p, offset in timed("offsets", stored_orders_sql(database, plan.offsets_from))
+    }
     next_offsets = {(topic, int(p)): int(offset) + 1 for topic, p, offset, _ in stored}
     fingerprints = {(topic, int(p)): str(event_id) for topic, p, _, event_id in stored}
     owners = _Owners(partition_count)
@@ -205,6 +296,7 @@ def rebuild(
         plan,
         database=database,
         partitions=partitions,
+        orders_through=orders_through,
         owners=owners,
         stats=stats,
     )

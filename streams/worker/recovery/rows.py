@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from streams.counting.funnel import Session
@@ -77,10 +77,11 @@ def session_from_row(row: Sequence[Any]) -> tuple[str, Session]:
 
 
 def merge_by_time(
-    streams: Mapping[Topic, Sequence[tuple[int, Mapping[str, Any]]]],
+    streams: Mapping[Topic, Iterable[tuple[int, Mapping[str, Any]]]],
 ) -> Iterator[tuple[Topic, int, Mapping[str, Any]]]:
-    """``(topic, partition, event)`` of several time-sorted lists of ``(partition, event)``,
-    in event-time order (ties: in ``TOPICS`` order, so clicks before carts before orders)."""
+    """``(topic, partition, event)`` of several time-sorted streams of ``(partition, event)``,
+    in event-time order (ties: in ``TOPICS`` order, so clicks before carts before orders),
+    lazily: it holds one event of each stream at a time."""
 
     def tagged(rank: int, topic: Topic) -> Iterator[tuple[int, int, Topic, int, Mapping[str, Any]]]:
         return ((event["ts"], rank, topic, p, event) for p, event in streams[topic])

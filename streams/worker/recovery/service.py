@@ -8,9 +8,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
+from clickhouse_driver.errors import ServerException
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from streams.clickhouse.client import is_connection_error, is_driver_error
+from streams.clickhouse.errors import FATAL_CODES
 from streams.counting.clock import WindowClock
 from streams.counting.pipeline import NO_WINDOW, Pipeline
 from streams.counting.rollups import RollupRow
@@ -21,6 +23,27 @@ from streams.worker.recovery.rebuild import ClockKind, Query, Rebuilt, rebuild
 from streams.worker.window_emitters import Mark
 
 log = logging.getLogger(__name__)
+
+# ClickHouse refusing a rebuild query as wrong is a bug of ours (or a schema not migrated,
+# a user without rights: FATAL_CODES), not an outage: retrying cannot help, and counting on
+# from an empty state would hide it; the worker stops with it (as the inserter does)
+WRONG_QUERY_CODES = FATAL_CODES | {
+    42,  # NUMBER_OF_ARGUMENTS_DOESNT_MATCH
+    43,  # ILLEGAL_TYPE_OF_ARGUMENT
+    46,  # UNKNOWN_FUNCTION
+    53,  # TYPE_MISMATCH
+    62,  # SYNTAX_ERROR
+    386,  # NO_COMMON_TYPE
+}
+
+
+def survivable(exc: BaseException) -> bool:
+    """True for ClickHouse trouble a rebuild retries and, in the end, survives: the server
+    unreachable or failing, not refusing the query itself (:data:`WRONG_QUERY_CODES`)."""
+    if isinstance(exc, ServerException) and exc.code in WRONG_QUERY_CODES:
+        return False
+    return is_driver_error(exc) or is_connection_error(exc)
+
 
 # stores rollup rows, then the marks of the windows they close (streams.worker.app)
 StoreClosed = Callable[[list[RollupRow], list[Mark]], Awaitable[None]]
@@ -34,9 +57,10 @@ class Recovery:
     must not feed the pipeline events of the assigned partitions. ClickHouse errors are
     retried with backoff for ``retry_for_s``; after that the worker goes on from an empty
     state (logged as an error, counted in ``salewatch_rebuild_failures_total{reason}``)
-    rather than not counting at all. Any other exception is a bug and propagates: the
-    reader stops the worker (``streams.worker.reader.TaskDied``). ``held``: the partitions
-    the live pipeline counts (the window timer marks its closings with them).
+    rather than not counting at all. Any other exception is a bug and propagates, a query
+    ClickHouse refuses as wrong too (:func:`survivable`): the reader stops the worker
+    (``streams.worker.reader.TaskDied``). ``held``: the partitions the live pipeline counts
+    (the window timer marks its closings with them).
     """
 
     def __init__(
@@ -70,9 +94,6 @@ class Recovery:
     def _rebuild_blocking(
         self, partitions: Sequence[int], clock_now_ms: int, live_emitted: Mapping[int, int]
     ) -> Rebuilt:
-        def retryable(exc: BaseException) -> bool:
-            return is_driver_error(exc) or is_connection_error(exc)
-
         def attempt() -> Rebuilt:
             query, close = self.make_query()
             try:
@@ -91,7 +112,7 @@ class Recovery:
                 close()
 
         retrying = Retrying(
-            retry=retry_if_exception(retryable),
+            retry=retry_if_exception(survivable),
             wait=wait_exponential(multiplier=0.25, min=0.25, max=5),
             stop=stop_after_delay(self.retry_for_s),
             reraise=True,
@@ -120,7 +141,7 @@ class Recovery:
         try:
             rebuilt = await asyncio.to_thread(self._rebuild_blocking, partitions, clock_now, live)
         except Exception as exc:
-            if not (is_driver_error(exc) or is_connection_error(exc)):
+            if not survivable(exc):
                 raise  # a bug: the worker must stop, not count from a wrong state
             reason = "clickhouse_unreachable" if is_connection_error(exc) else "clickhouse_error"
             if self.totals is not None:

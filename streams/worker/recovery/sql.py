@@ -3,7 +3,7 @@ stored offsets, redelivered ids."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from streams.clickhouse.raw_rows import RAW_TABLE
 from streams.counting.funnel import (
@@ -188,19 +188,56 @@ REPLAY_COLUMNS: dict[Topic, tuple[str, ...]] = {
 
 
 def replay_sql(
-    database: str, topic: Topic, partitions: Sequence[int], from_ms: int, to_ms: int | None = None
+    database: str,
+    topic: Topic,
+    partitions: Sequence[int],
+    from_ms: int,
+    to_ms: int | None = None,
+    *,
+    orders_through: Mapping[int, int] | None = None,
 ) -> str:
     """Stored events of ``topic`` from ``from_ms`` on (before ``to_ms``), oldest first, as
     ``kafka_partition`` then :data:`REPLAY_COLUMNS` (orders of every partition: see
-    :func:`sessions_sql`)."""
+    :func:`sessions_sql`). ``orders_through``: ``{orders partition: newest offset}`` the
+    orders are read up to (:func:`stored_orders_sql`; partitions absent: none)."""
     where = _time_range(topic, from_ms, to_ms)
     if topic != "orders":
         where += f" AND {_owned(partitions)}"
+    elif orders_through is not None:
+        cases = ", ".join(
+            f"kafka_partition = {int(p)}, kafka_offset <= {int(o)}"
+            for p, o in sorted(orders_through.items())
+        )
+        where += f" AND multiIf({cases}, 0)" if cases else " AND 0"
     return (
         f"SELECT kafka_partition, {', '.join(REPLAY_COLUMNS[topic])} "
         f"FROM {database}.{RAW_TABLE[topic]} "
         f"WHERE {where} ORDER BY ts_ms"
     )
+
+
+def stored_orders_sql(database: str, from_ms: int) -> str:
+    """``(partition, highest stored offset)`` of each ``orders`` partition, over the orders
+    of event time ``from_ms`` on: what ClickHouse holds when a rebuild starts."""
+    return (
+        f"SELECT kafka_partition, max(kafka_offset) FROM {database}.orders_raw "
+        f"WHERE {_time_range('orders', from_ms)} GROUP BY kafka_partition"
+    )
+
+
+def next_event_sql(database: str, partitions: Sequence[int], from_ms: int) -> str:
+    """Oldest event time (ms, 0 = none) from ``from_ms`` on among the events
+    :func:`replay_sql` reads."""
+    parts = []
+    for topic in TOPICS:
+        where = _time_range(topic, from_ms)
+        if topic != "orders":
+            where += f" AND {_owned(partitions)}"
+        parts.append(
+            f"SELECT min(ts_ms) AS ts, count() AS n FROM {database}.{RAW_TABLE[topic]} "
+            f"WHERE {where}"
+        )
+    return f"SELECT minIf(ts, n > 0) FROM ({' UNION ALL '.join(parts)})"
 
 
 def stored_offsets_sql(database: str, partitions: Sequence[int], from_ms: int) -> str:

@@ -31,7 +31,7 @@ from streams.events.contract import KEY_FIELD, TOPICS, Topic
 from streams.kafka.partitioner import kafka_partition_for, murmur2
 from streams.metrics.totals import Totals
 from streams.worker.recovery.plan import MAX_CATCH_UP_MS, RebuildPlan, plan_rebuild
-from streams.worker.recovery.rebuild import Query, rebuild
+from streams.worker.recovery.rebuild import Query, rebuild, replay_slices
 from streams.worker.recovery.rows import merge_by_time, replay_event, session_from_row
 from streams.worker.recovery.sql import REPLAY_COLUMNS, replay_sql, sessions_sql
 from streams.worker.window_emitters import COLUMNS as MARK_COLUMNS
@@ -303,6 +303,44 @@ def test_replay_reads_only_owned_partitions_and_time(query: Query) -> None:
     # orders carry the orders-topic partition: all are read, the owner is checked by session
     orders = query(replay_sql(DB, "orders", owned, T0))
     assert len(orders) == 40
+
+
+@pytest.mark.parametrize(
+    ("offsets_ms", "slice_rows"),
+    [
+        pytest.param([0, 1, 9_999, 10_000, 25_000], 60_000, id="slice-edges"),
+        pytest.param([0, 1_000, 3 * 3_600_000, 3 * 3_600_000 + 1], 60_000, id="hours-gap"),
+        pytest.param([i * 100 for i in range(300)], 20, id="halved-when-full"),
+        pytest.param([], 60_000, id="nothing-stored"),
+    ],
+)
+def test_replay_slices_read_every_event_once_in_time_order(
+    query: Query, offsets_ms: list[int], slice_rows: int
+) -> None:
+    """Slices of event time, in order, together hold every replayed row once; an empty
+    stretch is skipped with one query, not one per slice; a full slice is halved."""
+    topics = list(TOPICS)
+    events = [
+        (topics[i % 4], make_event(topics[i % 4], event_id=f"e-{i}", session_id="s", ts=T0 + dt))
+        for i, dt in enumerate(offsets_ms)
+    ]
+    store(query, events)
+    sqls: list[str] = []
+
+    def timed(step: str, sql: str) -> Sequence[Sequence[Any]]:
+        sqls.append(sql)
+        return query(sql)
+
+    through = {p: 10**9 for p in range(PARTITIONS)}
+    slices = list(replay_slices(timed, DB, range(PARTITIONS), T0, through, slice_rows=slice_rows))
+    read = [
+        (int(r[3]), r[1]) for rows in slices for topic_rows in rows.values() for r in topic_rows
+    ]
+    assert sorted(read) == sorted((e["ts"], e["event_id"]) for _, e in events)
+    newest = [max(int(r[3]) for rows in s.values() for r in rows) for s in slices]
+    oldest = [min(int(r[3]) for rows in s.values() for r in rows) for s in slices]
+    assert all(n < o for n, o in zip(newest, oldest[1:], strict=False))
+    assert len(sqls) < 4 * (len(slices) + 4)
 
 
 def test_merge_by_time_interleaves_topics_in_event_time_order() -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clickhouse_driver.errors import NetworkError
+from clickhouse_driver.errors import NetworkError, ServerException
 
 from streams.counting.clock import EventClock
 from streams.counting.pipeline import Pipeline
@@ -478,14 +478,23 @@ def test_on_assigned_that_cannot_rebuild_starts_the_partitions_over() -> None:
     assert totals.get("salewatch_rebuild_failures_total", ("clickhouse_unreachable",)) == 1
 
 
-def test_on_assigned_does_not_swallow_a_programming_error() -> None:
-    """Only ClickHouse trouble is survived; a bug propagates (the worker stops)."""
+@pytest.mark.parametrize(
+    "bug",
+    [
+        pytest.param(KeyError("a bug"), id="python-error"),
+        pytest.param(ServerException("Syntax error", code=62), id="query-clickhouse-refuses"),
+        pytest.param(ServerException("Unknown table", code=60), id="schema-not-migrated"),
+    ],
+)
+def test_on_assigned_does_not_swallow_a_programming_error(bug: Exception) -> None:
+    """Only ClickHouse trouble is survived; a bug propagates (the worker stops), not
+    counted as a failed rebuild."""
 
     def broken() -> tuple[Query, Callable[[], None]]:
-        raise KeyError("a bug")
+        raise bug
 
     recovery, _ = recovery_for(Pipeline(Totals()), broken)
     recovery.totals = totals = Totals()
-    with pytest.raises(KeyError):
+    with pytest.raises(type(bug)):
         asyncio.run(recovery.on_assigned([0, 1]))
     assert totals.total("salewatch_rebuild_failures_total") == 0
