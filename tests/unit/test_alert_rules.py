@@ -43,8 +43,6 @@ REQUIRED_ALERTS = {
     "ClickHouseWritesFailing",
 }
 # issue 9: Core Web Vitals from real browsers and the collector that receives them
-# issue 13: the alerting path's heartbeat and the slow payment burn
-REQUIRED_ALERTS |= {"SalePaymentFailureElevated"}
 REQUIRED_ALERTS |= {
     "SaleInteractionSlow",
     "SaleLayoutUnstable",
