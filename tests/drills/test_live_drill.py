@@ -24,9 +24,8 @@ SaleOrdersStalled flap through a whole drill. Control, in the same run: just bef
 incident the alert's condition is evaluable (enough attempts, a baseline) and not met — so
 the incident, not a cold start or another test's leftovers, makes it page.
 
-Measured: from a cold start pending +45 s, firing +106 s, at the webhook +115 s after the
-incident start; a drill repeated within the hour has the previous outage in its baseline
-(the method's trailing hour, ~70 % instead of ~96 %) and pages later (+76/+136/+146 s).
+Measured (a clean clone, CI-like, 2026-12-03): from a cold start pending +39 s, firing
++55 s, at the webhook +69 s after the incident start.
 
 The stack is shared. Business alerts carry no instance label (the rules sum over workers),
 so another worker exporting payments at the same time would mix into the ratios: the drill
