@@ -11,9 +11,12 @@ low-traffic case and the midnight-spike case (checked below by case name).
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -131,10 +134,9 @@ def test_promtool_check_rules(path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("path", TEST_FILES, ids=lambda p: p.name)
-def test_promtool_unit_tests(path: Path) -> None:
+def _promtool_test(path: Path) -> subprocess.CompletedProcess[str]:
     # rule_files in the test files are relative to the test file itself
-    result = subprocess.run(
+    return subprocess.run(
         [promtool(), "test", "rules", path.name],
         cwd=path.parent,
         capture_output=True,
@@ -142,6 +144,21 @@ def test_promtool_unit_tests(path: Path) -> None:
         timeout=300,
         check=False,
     )
+
+
+@pytest.fixture(scope="module")
+def promtool_results() -> Iterator[dict[Path, Future[subprocess.CompletedProcess[str]]]]:
+    """Every file's ``promtool test rules``, started at once on all cores (the 6-hour
+    baselines make some files take a minute each); each test waits for its own."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        yield {path: pool.submit(_promtool_test, path) for path in TEST_FILES}
+
+
+@pytest.mark.parametrize("path", TEST_FILES, ids=lambda p: p.name)
+def test_promtool_unit_tests(
+    path: Path, promtool_results: dict[Path, Future[subprocess.CompletedProcess[str]]]
+) -> None:
+    result = promtool_results[path].result()
     assert result.returncode == 0, result.stdout + result.stderr
 
 
