@@ -194,6 +194,17 @@ BELOW_ITS_VOLUME_GUARD = {
     "salewatch-recording.rules.yml: payment_method:salewatch_payment_success:ratio_rate2m_others": (
         "a low-traffic guard: needs >= 20 attempts of the other methods in 2 minutes"
     ),
+    "salewatch-recording.rules.yml: "
+    "payment_method:salewatch_payment_order_failure:ratio_rate10m_confident": (
+        "a volume guard: only 10-minute windows with >= 100 orders of the method count"
+    ),
+    "salewatch-recording.rules.yml: "
+    "payment_method:salewatch_payment_order_failure:ratio_rate10m_others": (
+        "a volume guard: needs >= 40 orders of the other methods in 10 minutes"
+    ),
+    "salewatch-recording.rules.yml: topic:salewatch_event_lag_seconds:p90_rate1m": (
+        "a volume guard: needs >= 10 events of the topic per minute"
+    ),
 }
 
 
@@ -210,6 +221,8 @@ def check_promql(fed: Fed, where: str, expr: str, *, alert: bool = False) -> Non
         reason = "a calendar (annotation of the sale): empty outside its dates"
     elif needs_history(expr):
         reason = "needs history (offset)"
+    elif "count_over_time(" in expr:
+        reason = "needs minutes of history (a count_over_time guard of its baseline)"
     elif missing:
         reason = f"not exported yet: {', '.join(missing)}"
     elif "ALERTS" in names_in(expr):
