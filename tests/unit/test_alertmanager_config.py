@@ -23,6 +23,8 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 import yaml
 
+from tests.integration.support import wait_until
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG = REPO_ROOT / "alerts" / "alertmanager.yml"
 INSTALL_HINT = "install it with `apt-get install prometheus-alertmanager`"
@@ -274,17 +276,22 @@ def test_one_incident_is_one_notification_group(alertmanager: str) -> None:
             alertmanager,
             {"alertname": "PipelineStalledTest", "topic": topic, "severity": "page"},
         )
-    deadline = time.monotonic() + 10
-    while True:
-        pager = [
+
+    def pager_groups() -> list[tuple[str | None, int]]:
+        return [
             (g["labels"].get("alertname"), len(g["alerts"]))
             for g in _groups(alertmanager)
             if g["receiver"]["name"] == "pager"
         ]
-        if ("SaleActiveUsersDrop", 3) in pager and ("PipelineStalledTest", 2) in pager:
-            break
-        assert time.monotonic() < deadline, pager
-        time.sleep(0.1)
+
+    pager = wait_until(
+        pager_groups,
+        lambda groups: (
+            ("SaleActiveUsersDrop", 3) in groups and ("PipelineStalledTest", 2) in groups
+        ),
+        10,
+        "both incidents grouped",
+    )
     names = [name for name, _ in pager]
     assert names.count("SaleActiveUsersDrop") == names.count("PipelineStalledTest") == 1, pager
 
@@ -309,12 +316,15 @@ def test_a_payment_page_mutes_the_ticket_of_its_own_method_only(alertmanager: st
             "category": "business",
         },
     )
-    deadline = time.monotonic() + 10
-    while True:
+
+    def states() -> dict[str, str]:
         query = urlencode({"filter": 'alertname="SalePaymentFailureElevated"'})
         with urllib.request.urlopen(f"{alertmanager}/api/v2/alerts?{query}", timeout=5) as resp:
-            states = {a["labels"]["payment_method"]: a["status"]["state"] for a in json.load(resp)}
-        if states == {"alipay": "suppressed", "card": "active"}:
-            break
-        assert time.monotonic() < deadline, states
-        time.sleep(0.1)
+            return {a["labels"]["payment_method"]: a["status"]["state"] for a in json.load(resp)}
+
+    wait_until(
+        states,
+        lambda got: got == {"alipay": "suppressed", "card": "active"},
+        10,
+        "the alipay ticket muted by its page, card's not",
+    )
