@@ -2,9 +2,13 @@
 
 One scenario per variant (module fixture), two tests on it: raw tables hold every valid
 event exactly once (``FINAL``); the 1-minute rollups of closed windows match the ground
-truth. Event-time window clock, 120 s lateness, 10 minutes of event time produced in ~40 s;
-closing events 3 minutes later are produced only once the stream is stored, so every
-stream window closes. While the worker is down the producer pauses (events produced during
+truth. Event-time window clock, 300 s lateness, 10 minutes of event time produced in ~40 s;
+closing events 7 minutes later are produced only once the stream is stored, so every
+stream window closes. At 15 s of event time per wall second the lateness is 20 s of wall
+time: a hiccup longer than that (a second rebalance after a restart, a slow hop through
+``orders_by_session`` on a loaded machine) would count orders late by design of the
+compression, not by a fault of the worker. With 120 s (8 s of wall time) one CI run of a
+clean clone counted 50 orders late after the second restart. While the worker is down the producer pauses (events produced during
 the outage would be read as one backlog spanning more than the lateness: the flood test's
 subject), so the kill points are random but the stream stays within the lateness.
 """
@@ -36,6 +40,7 @@ pytestmark = pytest.mark.integration
 N = 12_000
 SPAN_MS = 10 * MIN_MS
 RATE = 300  # events/s: 40 s of producing, 15 s of event time per wall second
+LATENESS_S = 300  # 20 s of wall time at that rate
 
 
 @dataclass
@@ -53,13 +58,13 @@ class Outcome:
 
 def run_scenario(stack: Settings, log_dir: Path, kills: int) -> Outcome:
     settings = isolated_settings(
-        stack, metrics_port=free_port(), window_clock="event", allowed_lateness_s=120
+        stack, metrics_port=free_port(), window_clock="event", allowed_lateness_s=LATENESS_S
     )
     migrate(settings)
     now = int(time.time() * 1000)
     start = (now - 30 * MIN_MS) // MIN_MS * MIN_MS
     stream = carts_and_orders(N, start, SPAN_MS, tag="k")
-    closers = carts_and_orders(40, start + SPAN_MS + 3 * MIN_MS, 10_000, tag="z")
+    closers = carts_and_orders(40, start + SPAN_MS + 7 * MIN_MS, 10_000, tag="z")
     events = [e for *_, e in stream]
     n_orders = sum(1 for e in events if "amount" in e) + 20
     producer = Producer(settings, [(t, k, v) for t, k, v, _ in stream], per_second=RATE)
@@ -90,7 +95,7 @@ def run_scenario(stack: Settings, log_dir: Path, kills: int) -> Outcome:
             recovery_s.append(time.monotonic() - t0)
         producer.join(120)
         # every stream event stored (and so counted) before the closers jump the event clock
-        # 3 minutes ahead: an event counted after them would be late by design of the test
+        # 7 minutes ahead: an event counted after them would be late by design of the test
         wait_until(lambda: stored_total(settings), lambda n: n >= N, 90, "the stream stored")
         counts, rollups, want, diff = close_and_settle(
             settings, closers, events, start + SPAN_MS, n_orders, N + 40 - n_orders
