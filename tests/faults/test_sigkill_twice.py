@@ -3,14 +3,15 @@
 One scenario per variant (module fixture), two tests on it: raw tables hold every valid
 event exactly once (``FINAL``); the 1-minute rollups of closed windows match the ground
 truth. Event-time window clock, 300 s lateness, 10 minutes of event time produced in ~40 s;
-closing events 7 minutes later are produced only once the stream is stored, so every
-stream window closes. At 15 s of event time per wall second the lateness is 20 s of wall
-time: a hiccup longer than that (a second rebalance after a restart, a slow hop through
+closing events 7 minutes later are produced only once the stream is stored, so every stream
+window closes. At 15 s of event time per wall second the lateness is 20 s of wall time: a
+hiccup longer than that (a second rebalance after a restart, a slow hop through
 ``orders_by_session`` on a loaded machine) would count orders late by design of the
 compression, not by a fault of the worker. With 120 s (8 s of wall time) one CI run of a
-clean clone counted 50 orders late after the second restart. While the worker is down the producer pauses (events produced during
-the outage would be read as one backlog spanning more than the lateness: the flood test's
-subject), so the kill points are random but the stream stays within the lateness.
+clean clone counted 50 orders late after the second restart. While the worker is down the
+producer pauses (events produced during the outage would be read as one backlog spanning
+more than the lateness: the flood test's subject), so the kill points are random but the
+stream stays within the lateness.
 """
 
 from __future__ import annotations
