@@ -30,15 +30,20 @@ of every message before it, in order (``streams.worker.insert_queue``). Counting
 ClickHouse: while it is down the reader counts up to the backlog bound, then stops reading
 (Kafka keeps the rest); ``salewatch_insert_backlog_events`` shows the backlog.
 
-**Rebalances** (a ``ConsumerRebalanceListener``; aiokafka awaits it between fetches):
+**Rebalances** (a ``ConsumerRebalanceListener``; aiokafka awaits it inside the group join):
 revoked — wait for the batch being prepared, then until everything queued is stored and
 committed, so the next owner starts exactly after it (at most
 ``SALEWATCH_REVOKE_DRAIN_TIMEOUT_S``, under the rebalance timeout: during a ClickHouse
 outage the partitions are released with their backlog unstored, and read again);
-assigned — rebuild the counting state of the assigned partitions from ClickHouse
-(``streams.worker.recovery``), then seek each source partition past the offsets ClickHouse holds,
-fenced to the partition's incarnation (``streams.worker.offset_fence``: only when the record at
-the newest stored offset is the one ClickHouse stored). ``orders_by_session`` is
+assigned — start the assignment's adoption and return at once: rebuild the counting
+state of the assigned partitions from ClickHouse (``streams.worker.recovery``), then seek
+each source partition past the offsets ClickHouse holds, fenced to the partition's
+incarnation (``streams.worker.offset_fence``: only when the record at the newest stored
+offset is the one ClickHouse stored); reading waits for it (``assignment_ready``). Not
+inside the listener: aiokafka sends no heartbeat until the listener returns, so a rebuild
+longer than the session timeout (6 s; 17-54 s at 5,000 events/s) got the member dropped,
+its rejoin caught the other member rebuilding, and so on (a rebalance storm, gap 13 of
+``docs/reliability.md``). A revocation abandons an adoption still running. ``orders_by_session`` is
 co-partitioned: one consumer subscribes to it and the source topics, all with the same
 partition count, and the range assignor gives partition p of every topic to the same
 member.
@@ -144,7 +149,8 @@ class SourceReader:
         # held by the window timer while it stores a closing (streams.worker.app.CloseWindows)
         self.closing = asyncio.Lock()
         self.generation = 0  # assignments completed
-        self.listener_error: Exception | None = None  # what a rebalance step raised
+        self.listener_error: BaseException | None = None  # what a rebalance step raised
+        self.adopting: asyncio.Task[None] | None = None  # the assignment being adopted
         self.listener_broken = asyncio.Event()
         self.sought: dict[TopicPartition, int] = {}  # this assignment's seeks
         # (generation, next offset to read per partition) of what was counted
@@ -212,6 +218,7 @@ class SourceReader:
                 raise TaskDied("the rebalance listener") from self.listener_error
         finally:
             broken.cancel()
+            await self.abandon_adoption()
             reading.cancel()
             with contextlib.suppress(BaseException):
                 await reading
@@ -247,7 +254,7 @@ class SourceReader:
             async with self.preparing:
                 await self.count_and_queue(polled)
 
-    def listener_failed(self, exc: Exception) -> None:
+    def listener_failed(self, exc: BaseException) -> None:
         """A rebalance step raised ``exc``: ``run()`` raises it (the worker exits)."""
         self.listener_error = exc
         self.listener_broken.set()
@@ -277,9 +284,9 @@ class SourceReader:
     ) -> None:
         """Give back, uncounted, records fetched while a rebalance ran: they are read again.
 
-        aiokafka assigns the new partitions before the rebalance listener rebuilds their
-        state, so a fetch can return records of the new assignment, from the committed
-        offset, before the rebuild and its seeks are done. Counting them then would put
+        aiokafka assigns the new partitions before their adoption (:meth:`adopt`) rebuilds
+        their state, so a fetch can return records of the new assignment, from the
+        committed offset, before the rebuild and its seeks are done. Counting them then would put
         them into the state the rebuild replaces (lost) or count stored events again;
         instead each still-assigned partition is sought back to the first record handed
         back, or to where the rebuild sought it, whichever is further.
@@ -420,6 +427,7 @@ class SourceReader:
         inserter keeps storing it; offsets of partitions no longer owned are not committed.
         The bound covers the wait for a window closing being stored too.
         """
+        await self.abandon_adoption()
         self.assignment_ready.clear()
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -447,6 +455,29 @@ class SourceReader:
         log.info("released %d partition(s) after storing what was counted", len(revoked))
 
     async def partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Start adopting ``assigned`` (:meth:`adopt`) in a task and return: the rebalance
+        listener must not outlast the session timeout (see the module docstring). If the
+        adoption raises, :meth:`run` raises it."""
+        await self.abandon_adoption()
+        self.adopting = asyncio.create_task(self.adopt(assigned), name="salewatch-adoption")
+        self.adopting.add_done_callback(self._adoption_done)
+
+    def _adoption_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.listener_failed(task.exception())  # type: ignore[arg-type]
+
+    async def abandon_adoption(self) -> None:
+        """Cancel an adoption still running (its partitions are being revoked, or the
+        worker stops): nothing of it is adopted, its rebuild stops at its next query."""
+        task, self.adopting = self.adopting, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def adopt(self, assigned: set[TopicPartition]) -> None:
+        """Rebuild the assigned partitions' state, seek past what ClickHouse holds, then let
+        reading and the window timer go on (``assignment_ready``)."""
         consumer = self.consumer
         assert consumer is not None
         partitions = sorted({tp.partition for tp in assigned})

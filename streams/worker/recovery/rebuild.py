@@ -84,6 +84,11 @@ class Rebuilt:
 ClockKind = Literal["wall", "event"]
 
 
+class RebuildAbandoned(Exception):
+    """The assignment a rebuild was for is gone (a new rebalance revoked it): the rebuild
+    stops at its next query instead of counting on for nobody."""
+
+
 class _Owners:
     """Which partition a session or ticket belongs to (memoised murmur2; the memo is
     emptied at ``MEMO_SIZE`` keys: a session's events are close in time, and a replay's
@@ -238,20 +243,24 @@ def rebuild(
     clock_now_ms: int,
     live_emitted: Mapping[int, int],
     wall_now_s: float,
+    abandoned: Callable[[], bool] = lambda: False,
 ) -> Rebuilt:
     """Read the stored state of ``partitions`` and count it into ``new_pipeline()``.
 
-    Blocking (ClickHouse reads, counting): run it in a thread. ``clock_now_ms`` is the live
-    window clock (0 for an event clock that has seen nothing yet: then the newest stored
-    event time is the clock). ``live_emitted``: the newest window the live pipeline closed,
-    for the partitions it holds already. Each partition's windows start after its newest
-    mark (:func:`plan_rebuild`), whichever worker wrote it.
+    Blocking (ClickHouse reads, counting): run it in a thread. Before each query (a replay
+    slice is one) it asks ``abandoned()`` and raises :class:`RebuildAbandoned` when true.
+    ``clock_now_ms`` is the live window clock (0 for an event clock that has seen nothing
+    yet: then the newest stored event time is the clock). ``live_emitted``: the newest
+    window the live pipeline closed, for the partitions it holds already. Each partition's
+    windows start after its newest mark (:func:`plan_rebuild`), whichever worker wrote it.
     """
     pipeline = new_pipeline()
     stats = RebuildStats()
     size_ms = pipeline.windows.size_ms
 
     def timed(step: str, sql: str) -> Sequence[Sequence[Any]]:
+        if abandoned():
+            raise RebuildAbandoned(f"abandoned before its {step} query")
         started = time.perf_counter()
         rows = query(sql)
         stats.seconds[step] = stats.seconds.get(step, 0.0) + time.perf_counter() - started
@@ -307,7 +316,7 @@ def rebuild(
     # above, and those of the windows before (emitted); never an order stored after the
     # replay read (another worker's, while this one rebuilds): it was counted nowhere yet
     horizon_s = int(wall_now_s) - REDELIVERY_HORIZON_S
-    redelivered = dict(replayed_orders)
+    redelivered = replayed_orders  # no copy: it can hold every order of the catch-up
     for event_id, ts in timed(
         "redelivered", redelivered_sql(database, plan.offsets_from, plan.replay_from, horizon_s)
     ):

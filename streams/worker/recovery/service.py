@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
@@ -92,7 +93,11 @@ class Recovery:
         self.held: tuple[int, ...] = ()
 
     def _rebuild_blocking(
-        self, partitions: Sequence[int], clock_now_ms: int, live_emitted: Mapping[int, int]
+        self,
+        partitions: Sequence[int],
+        clock_now_ms: int,
+        live_emitted: Mapping[int, int],
+        abandoned: threading.Event,
     ) -> Rebuilt:
         def attempt() -> Rebuilt:
             query, close = self.make_query()
@@ -107,6 +112,7 @@ class Recovery:
                     clock_now_ms=clock_now_ms,
                     live_emitted=live_emitted,
                     wall_now_s=self.wall(),
+                    abandoned=abandoned.is_set,
                 )
             finally:
                 close()
@@ -128,7 +134,10 @@ class Recovery:
     ) -> dict[tuple[Topic, int], StoredPosition]:
         """Rebuild the state of ``partitions``, adopt it; return, per source topic and
         partition, the newest stored offset and its fingerprint (the reader resumes after it
-        once ``streams.worker.offset_fence`` confirmed the log is the one stored)."""
+        once ``streams.worker.offset_fence`` confirmed the log is the one stored).
+
+        Cancelling it (a new rebalance revoked the assignment) adopts nothing and stops the
+        rebuild's thread at its next query (:class:`RebuildAbandoned`)."""
         partitions = sorted(set(partitions))
         if not partitions:
             self.pipeline.adopt(self.new_pipeline())
@@ -138,8 +147,15 @@ class Recovery:
         clock_now = self.window_clock.now_ms()
         emitted = self.pipeline.emitted_through
         live = {p: emitted for p in self.held} if emitted != NO_WINDOW else {}
+        abandoned = threading.Event()
         try:
-            rebuilt = await asyncio.to_thread(self._rebuild_blocking, partitions, clock_now, live)
+            rebuilt = await asyncio.to_thread(
+                self._rebuild_blocking, partitions, clock_now, live, abandoned
+            )
+        except asyncio.CancelledError:
+            abandoned.set()
+            log.info("rebuild of partitions %s abandoned: the assignment was revoked", partitions)
+            raise
         except Exception as exc:
             if not survivable(exc):
                 raise  # a bug: the worker must stop, not count from a wrong state

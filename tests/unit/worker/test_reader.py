@@ -252,3 +252,67 @@ def test_run_raises_when_a_rebalance_step_fails() -> None:
     exc = asyncio.run(scenario())
     assert isinstance(exc, TaskDied) and exc.task == "the rebalance listener"
     assert isinstance(exc.__cause__, KeyError)
+
+
+# ------------------------------------------------------------------ assignment adoption
+
+
+class BlockedRebuild:
+    """An ``on_assigned`` that waits until released (a long rebuild) and records calls,
+    cancellations and returns."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.calls: list[list[int]] = []
+        self.cancelled = 0
+        self.finished = 0
+
+    async def __call__(self, partitions: Any) -> dict[Any, StoredPosition]:
+        self.calls.append(list(partitions))
+        try:
+            await self.release.wait()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        self.finished += 1
+        return {}
+
+
+def test_assigned_listener_returns_while_the_rebuild_runs() -> None:
+    """aiokafka sends no heartbeat until the listener returns: a rebuild inside it longer
+    than the session timeout got the member dropped (the soak's rebalance storm). The
+    listener returns at once; reading and the window timer wait for the adoption."""
+    rebuild = BlockedRebuild()
+    r = SourceReader(Settings(), Totals(), {}, rebuild)
+    r.consumer = FakeConsumer({A0})
+
+    async def scenario() -> None:
+        await asyncio.wait_for(r.partitions_assigned({A0}), 1.0)  # never released yet
+        await asyncio.sleep(0.01)
+        assert rebuild.calls == [[0]] and not r.assignment_ready.is_set()
+        rebuild.release.set()
+        await asyncio.wait_for(r.assignment_ready.wait(), 1.0)
+        assert r.generation == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_revocation_abandons_the_adoption_in_flight() -> None:
+    """Revoked while its rebuild runs: nothing of it is adopted (no generation, reading does
+    not start), the next assignment is adopted."""
+    rebuild = BlockedRebuild()
+    r = SourceReader(Settings(), Totals(), {}, rebuild)
+    r.consumer = FakeConsumer({A0, A1})
+
+    async def scenario() -> None:
+        await r.partitions_assigned({A0})
+        await asyncio.sleep(0.01)
+        await asyncio.wait_for(r.partitions_revoked({A0}), 1.0)
+        assert rebuild.cancelled == 1 and r.generation == 0
+        assert not r.assignment_ready.is_set()
+        await r.partitions_assigned({A0, A1})
+        rebuild.release.set()
+        await asyncio.wait_for(r.assignment_ready.wait(), 1.0)
+
+    asyncio.run(scenario())
+    assert rebuild.calls == [[0], [0, 1]] and rebuild.finished == 1 and r.generation == 1

@@ -15,6 +15,7 @@ tests/faults/test_two_workers.py.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -28,7 +29,7 @@ from streams.counting.pipeline import Pipeline
 from streams.counting.rollups import RollupRow
 from streams.events.contract import Topic
 from streams.metrics.totals import Totals
-from streams.worker.recovery.rebuild import Query, Rebuilt, rebuild
+from streams.worker.recovery.rebuild import Query, RebuildAbandoned, Rebuilt, rebuild
 from streams.worker.recovery.service import Recovery
 from streams.worker.window_emitters import Mark, marks_for, newest_marked_sql, plan_windows
 from tests.unit.chdb_store import migrated_chdb
@@ -498,3 +499,59 @@ def test_on_assigned_does_not_swallow_a_programming_error(bug: Exception) -> Non
     with pytest.raises(type(bug)):
         asyncio.run(recovery.on_assigned([0, 1]))
     assert totals.total("salewatch_rebuild_failures_total") == 0
+
+
+def test_on_assigned_cancelled_adopts_nothing_and_stops_its_rebuild(query: Query) -> None:
+    """A rebalance revokes the assignment while its rebuild runs (the reader cancels the
+    adoption): the live state stays as it was and the rebuild's thread stops at its next
+    query instead of counting on for nobody."""
+    store(query, generated_stream(12))
+    asked: list[str] = []
+    first_query = threading.Event()
+    release = threading.Event()
+
+    def slow(sql: str) -> Sequence[Sequence[Any]]:
+        asked.append(sql)
+        first_query.set()
+        release.wait(10)  # ClickHouse slow: the rebuild is still in its first query
+        return query(sql)
+
+    live = Pipeline(Totals())
+    recovery, stored = recovery_for(live, lambda: (slow, lambda: None))
+    recovery.held = (0, 1)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(recovery.on_assigned([0, 1, 2, 3]))
+        await asyncio.to_thread(first_query.wait, 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        release.set()
+
+    asyncio.run(scenario())  # returns once the executor's threads ended
+    assert len(asked) == 1, "the abandoned rebuild asked nothing after its first query"
+    assert recovery.held == (0, 1)
+    assert recovery.pipeline is live and not stored.calls
+
+
+def test_rebuild_abandoned_before_a_query_raises_and_reads_nothing(query: Query) -> None:
+    asked: list[str] = []
+
+    def recording(sql: str) -> Sequence[Sequence[Any]]:
+        asked.append(sql)
+        return query(sql)
+
+    with pytest.raises(RebuildAbandoned):
+        rebuild(
+            recording,
+            database=DB,
+            partitions=[0, 1],
+            partition_count=PARTITIONS,
+            new_pipeline=lambda: Pipeline(Totals()),
+            clock_kind="event",
+            clock_now_ms=T0 + 310_000,
+            live_emitted={},
+            wall_now_s=T0 / 1000,
+            abandoned=lambda: len(asked) >= 2,
+        )
+    assert len(asked) == 2
