@@ -384,6 +384,8 @@ class Soak:
         self.cfg = cfg
         self.rng = random.Random(cfg.seed)
         cfg.workdir.mkdir(parents=True, exist_ok=True)
+        for old_log in cfg.workdir.glob("worker-*.log"):
+            old_log.unlink()  # the summary counts rebuilds and evictions in these logs
         self.ch = ThrowawayClickHouse(cfg.workdir / "clickhouse")
         self.broker = ThrowawayTansu(cfg.workdir / "tansu")
         self.settings = isolated_settings(
