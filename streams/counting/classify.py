@@ -39,16 +39,7 @@ from operator import itemgetter
 from typing import Any
 
 from streams.counting.expiring import ExpiringDict
-from streams.counting.funnel import (
-    CART,
-    CHECKOUT,
-    DETAIL,
-    NO_STEP,
-    PAID,
-    VISIT,
-    Activity,
-    SessionTracker,
-)
+from streams.counting.funnel import CART, CHECKOUT, DETAIL, NO_STEP, PAID, VISIT, SessionTracker
 from streams.counting.tally import (
     CENTS,
     EVENTS,
@@ -84,8 +75,7 @@ def lookup(allowed: Iterable[str]) -> dict[str, str]:
 class Classifier:
     """Adds each event to a tally and its session activity to a :class:`SessionTracker`.
 
-    One method per topic, ``(events, tally) -> None``: a run of events of one batch, in
-    arrival order, that count into the same tally; events must be valid (``streams.
+    One method per topic, ``(event, tally) -> None``; events must be valid (``streams.
     decode``): required fields present with their JSON types.
     """
 
@@ -120,7 +110,7 @@ class Classifier:
         # "order_id payment_method" -> (ts of its first payment attempt, failed once)
         self.paying_orders: ExpiringDict[tuple[int, bool]] = ExpiringDict(itemgetter(0))
 
-    def by_topic(self) -> dict[str, Callable[[Iterable[Event], Tally], None]]:
+    def by_topic(self) -> dict[str, Callable[[Event, Tally], None]]:
         return {
             "clicks": self.click,
             "carts": self.cart,
@@ -128,114 +118,85 @@ class Classifier:
             "tickets": self.ticket,
         }
 
-    # Each method takes a run of events (of one batch, in arrival order) that all count
-    # into the same tally: the per-event work is the loop body, with every lookup of the
-    # loop's invariants (tables, the tally's dicts, bound methods) hoisted out of it, and
-    # the run's session activity goes to the tracker in one call, in the same order (it
-    # only touches the tally's visits and funnel, which nothing else here reads).
+    def click(self, e: Event, t: Tally) -> None:
+        channel = self.channels.get(e["channel"], OTHER)
+        source = self.traffic_sources.get(e.get("traffic_source"), OTHER)  # type: ignore[arg-type]
+        step = NO_STEP
+        if e["event_type"] == "page_view":
+            page_type = self.page_types.get(e["page_type"], OTHER)
+            key = (channel, source, page_type)
+            t.page_views[key] = t.page_views.get(key, 0) + 1
+            user_key = (channel, source)
+            users = t.users.get(user_key)
+            if users is None:
+                users = t.users[user_key] = set()
+            users.add(e["user_id"])
+            load_ms = e.get("load_ms")
+            if load_ms is not None:
+                load_key = (page_type, channel)
+                slots = t.page_loads.get(load_key)
+                if slots is None:
+                    slots = t.page_loads[load_key] = [0] * (PAGE_LOAD_BUCKETS + 1)
+                slots[bisect_left(PAGE_LOAD_BOUNDS_MS, load_ms)] += 1
+                slots[LOAD_MS_SUM] += load_ms
+            vitals = t.vitals
+            for field, bounds, size in _VITAL_SLOTS:
+                value = e.get(field)
+                if value is not None:
+                    vital_key = (field, page_type, channel)
+                    values = vitals.get(vital_key)
+                    if values is None:
+                        values = vitals[vital_key] = [0.0] * size
+                    values[bisect_left(bounds, value)] += 1
+                    values[-1] += value
+            step = DETAIL if page_type == "detail" else VISIT
+        self.sessions.touch(e["session_id"], channel, source, e["ts"], step, t)
 
-    def click(self, events: Iterable[Event], t: Tally) -> None:
-        channels = self.channels.get
-        sources = self.traffic_sources.get
-        page_types = self.page_types.get
-        activity: list[Activity] = []
-        active = activity.append
-        page_views, users_by_key, page_loads, vitals = t.page_views, t.users, t.page_loads, t.vitals
-        for e in events:
-            channel = channels(e["channel"], OTHER)
-            source = sources(e.get("traffic_source"), OTHER)  # type: ignore[arg-type]
-            step = NO_STEP
-            if e["event_type"] == "page_view":
-                page_type = page_types(e["page_type"], OTHER)
-                key = (channel, source, page_type)
-                page_views[key] = page_views.get(key, 0) + 1
-                user_key = (channel, source)
-                users = users_by_key.get(user_key)
-                if users is None:
-                    users = users_by_key[user_key] = set()
-                users.add(e["user_id"])
-                load_ms = e.get("load_ms")
-                if load_ms is not None:
-                    load_key = (page_type, channel)
-                    slots = page_loads.get(load_key)
-                    if slots is None:
-                        slots = page_loads[load_key] = [0] * (PAGE_LOAD_BUCKETS + 1)
-                    slots[bisect_left(PAGE_LOAD_BOUNDS_MS, load_ms)] += 1
-                    slots[LOAD_MS_SUM] += load_ms
-                for field, bounds, size in _VITAL_SLOTS:
-                    value = e.get(field)
-                    if value is not None:
-                        vital_key = (field, page_type, channel)
-                        values = vitals.get(vital_key)
-                        if values is None:
-                            values = vitals[vital_key] = [0.0] * size
-                        values[bisect_left(bounds, value)] += 1
-                        values[-1] += value
-                step = DETAIL if page_type == "detail" else VISIT
-            active((e["session_id"], channel, source, e["ts"], step))
-        self.sessions.touch_many(activity, t)
+    def cart(self, e: Event, t: Tally) -> None:
+        channel = self.channels.get(e["channel"], OTHER)
+        event_type = self.cart_types.get(e["event_type"], OTHER)
+        key = (event_type, channel)
+        t.carts[key] = t.carts.get(key, 0) + 1
+        step = CART if event_type == "add_to_cart" else NO_STEP
+        self.sessions.touch(e["session_id"], channel, OTHER, e["ts"], step, t)
 
-    def cart(self, events: Iterable[Event], t: Tally) -> None:
-        channels = self.channels.get
-        cart_types = self.cart_types.get
-        activity: list[Activity] = []
-        active = activity.append
-        carts = t.carts
-        for e in events:
-            channel = channels(e["channel"], OTHER)
-            event_type = cart_types(e["event_type"], OTHER)
-            key = (event_type, channel)
-            carts[key] = carts.get(key, 0) + 1
-            step = CART if event_type == "add_to_cart" else NO_STEP
-            active((e["session_id"], channel, OTHER, e["ts"], step))
-        self.sessions.touch_many(activity, t)
-
-    def order(self, events: Iterable[Event], t: Tally) -> None:
-        channels = self.channels.get
-        order_types = self.order_types.get
-        payment_methods = self.payment_methods.get
-        regions = self.regions.get
-        activity: list[Activity] = []
-        active = activity.append
-        orders, amounts = t.orders, t.amounts
-        for e in events:
-            channel = channels(e["channel"], OTHER)
-            event_type = order_types(e["event_type"], OTHER)
-            method = payment_methods(e["payment_method"], OTHER)
-            region = regions(e["region"], OTHER)
-            cents = round(e["amount"] * 100)
-            key = (event_type, channel, method, region)
-            counts = orders.get(key)
-            if counts is None:
-                counts = orders[key] = [0, 0, 0]
-            counts[EVENTS] += 1
-            counts[CENTS] += cents
-            if e.get("coupon_code"):
-                counts[WITH_COUPON] += 1
-            items = e.get("items")
-            if items:
-                category = self.category(items[0]["category"])
-                if event_type == "order_created":
-                    self.order_categories.set(e["order_id"], (category, e["ts"]))
-            else:
-                remembered = self.order_categories.get(e["order_id"])
-                category = OTHER if remembered is None else remembered[0]
-            amount_key = (event_type, channel, category)
-            sums = amounts.get(amount_key)
-            if sums is None:
-                sums = amounts[amount_key] = [0, 0]
-            sums[EVENTS] += 1
-            sums[CENTS] += cents
-            if event_type == "payment_failed":
-                reason = self.failure_reasons.get(e.get("failure_reason"), OTHER)  # type: ignore[arg-type]
-                failure_key = (method, region, reason)
-                t.failures[failure_key] = t.failures.get(failure_key, 0) + 1
-            if event_type in PAYMENT_OUTCOMES:
-                self._payment_order(e, method, event_type == "payment_failed", t)
-            step = ORDER_STEPS.get(event_type)
-            if step is not None:
-                active((e["session_id"], channel, OTHER, e["ts"], step))
-        self.sessions.touch_many(activity, t)
+    def order(self, e: Event, t: Tally) -> None:
+        channel = self.channels.get(e["channel"], OTHER)
+        event_type = self.order_types.get(e["event_type"], OTHER)
+        method = self.payment_methods.get(e["payment_method"], OTHER)
+        region = self.regions.get(e["region"], OTHER)
+        cents = round(e["amount"] * 100)
+        key = (event_type, channel, method, region)
+        counts = t.orders.get(key)
+        if counts is None:
+            counts = t.orders[key] = [0, 0, 0]
+        counts[EVENTS] += 1
+        counts[CENTS] += cents
+        if e.get("coupon_code"):
+            counts[WITH_COUPON] += 1
+        items = e.get("items")
+        if items:
+            category = self.category(items[0]["category"])
+            if event_type == "order_created":
+                self.order_categories.set(e["order_id"], (category, e["ts"]))
+        else:
+            remembered = self.order_categories.get(e["order_id"])
+            category = OTHER if remembered is None else remembered[0]
+        amount_key = (event_type, channel, category)
+        sums = t.amounts.get(amount_key)
+        if sums is None:
+            sums = t.amounts[amount_key] = [0, 0]
+        sums[EVENTS] += 1
+        sums[CENTS] += cents
+        if event_type == "payment_failed":
+            reason = self.failure_reasons.get(e.get("failure_reason"), OTHER)  # type: ignore[arg-type]
+            failure_key = (method, region, reason)
+            t.failures[failure_key] = t.failures.get(failure_key, 0) + 1
+        if event_type in PAYMENT_OUTCOMES:
+            self._payment_order(e, method, event_type == "payment_failed", t)
+        step = ORDER_STEPS.get(event_type)
+        if step is not None:
+            self.sessions.touch(e["session_id"], channel, OTHER, e["ts"], step, t)
 
     def restore_paying_order(
         self, order_id: str, payment_method: str, failed: bool, first_ms: int
@@ -257,18 +218,13 @@ class Classifier:
         if failed:
             counts[(method, "failed")] = counts.get((method, "failed"), 0) + 1
 
-    def ticket(self, events: Iterable[Event], t: Tally) -> None:
-        ticket_types = self.ticket_types.get
-        kinds = self.ticket_kinds.get
-        reasons = self.ticket_reasons.get
-        tickets = t.tickets
-        for e in events:
-            key = (
-                ticket_types(e["event_type"], OTHER),
-                kinds(e["kind"], OTHER),
-                reasons(e["reason"], OTHER),
-            )
-            tickets[key] = tickets.get(key, 0) + 1
+    def ticket(self, e: Event, t: Tally) -> None:
+        key = (
+            self.ticket_types.get(e["event_type"], OTHER),
+            self.ticket_kinds.get(e["kind"], OTHER),
+            self.ticket_reasons.get(e["reason"], OTHER),
+        )
+        t.tickets[key] = t.tickets.get(key, 0) + 1
 
     def expire(self, now_ms: int, grace_ms: int) -> int:
         """Forget order categories and paying orders older than ``ORDER_MEMORY_MS +

@@ -20,7 +20,7 @@ most once per minute of its life (a 30-minute session: ≤ 31 set entries).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
@@ -50,28 +50,18 @@ class ExpiringDict(Generic[V]):
         self.get: Callable[[str], V | None] = self._entries.get
 
     def set(self, key: str, value: V) -> None:
-        self.set_many(((key, value),))
-
-    def set_many(self, items: Iterable[tuple[str, V]]) -> None:
-        """:meth:`set` of every ``(key, value)``, in order (one call per batch)."""
         entries = self._entries
-        get = entries.get
-        buckets = self._buckets
-        time_of = self._time_of
-        bucket_ms = self._bucket_ms
-        capacity = self.capacity
-        for key, value in items:
-            old = get(key)
-            if old is None and capacity is not None and len(entries) >= capacity:
-                self._evict_oldest()
-            entries[key] = value
-            bucket = time_of(value) // bucket_ms
-            if old is not None and time_of(old) // bucket_ms == bucket:
-                continue
-            members = buckets.get(bucket)
-            if members is None:
-                members = buckets[bucket] = set()
-            members.add(key)
+        old = entries.get(key)
+        if old is None and self.capacity is not None and len(entries) >= self.capacity:
+            self._evict_oldest()
+        entries[key] = value
+        bucket = self._time_of(value) // self._bucket_ms
+        if old is not None and self._time_of(old) // self._bucket_ms == bucket:
+            return
+        members = self._buckets.get(bucket)
+        if members is None:
+            members = self._buckets[bucket] = set()
+        members.add(key)
 
     def delete(self, key: str) -> None:
         self._entries.pop(key, None)  # its filings go when their minutes expire

@@ -65,9 +65,6 @@ class SessionStore(Protocol):
 
     def set(self, session_id: str, session: Session) -> None: ...
 
-    def set_many(self, items: Iterable[tuple[str, Session]]) -> None:
-        """``set`` of every ``(session_id, session)``, in order."""
-
     def delete(self, session_id: str) -> None: ...
 
     def items(self) -> Iterable[tuple[str, Session]]: ...
@@ -95,10 +92,6 @@ class MemorySessionStore(ExpiringDict[Session]):
 
 
 _LAST_SEEN: Callable[[Session], int] = itemgetter(3)
-# one event's session activity: (session_id, channel, traffic_source, ts, step)
-Activity = tuple[str, str, str, int, int]
-# Session(a, b, c, d) without NamedTuple's Python-level __new__: tuple.__new__(Session, ...)
-_new = tuple.__new__
 
 
 class StepSink(Protocol):
@@ -112,8 +105,7 @@ class SessionTracker:
 
     :meth:`touch` takes one event's session id, normalised channel and traffic source,
     event time and the funnel step the event means (0 for none); it calls
-    ``sink.reached`` when the session reaches new steps (:meth:`touch_many`: the same for a
-    run of events, in order). Touched sessions are buffered
+    ``sink.reached`` when the session reaches new steps. Touched sessions are buffered
     until :meth:`flush`, which writes each of them to the store once; the caller flushes
     at the end of every batch.
     """
@@ -139,46 +131,33 @@ class SessionTracker:
         step: int,
         sink: StepSink,
     ) -> None:
-        """One event's session activity: :meth:`touch_many` of one."""
-        self.touch_many(((session_id, channel, traffic_source, ts, step),), sink)
-
-    def touch_many(self, activity: Iterable[Activity], sink: StepSink) -> None:
-        """The session activity of a run of events, in order, all reporting to ``sink``:
-        ``(session_id, channel, traffic_source, ts, step)`` per event."""
         dirty = self._dirty
-        dirty_get = dirty.get
-        store_get = self.store.get
-        timeout_ms = self.timeout_ms
-        reached = sink.reached
-        for session_id, channel, traffic_source, ts, step in activity:
-            session = dirty_get(session_id)
-            if session is None:
-                session = store_get(session_id)
-            # index access: NamedTuple attribute lookups cost more on this per-event path,
-            # and so does its __new__ (a Python function): _new builds the same Session in C
-            if session is None or ts - session[3] >= timeout_ms:
-                session = _new(Session, (step, channel, ts, ts))
-                old = NO_STEP
-            else:
-                old, first, last = session[0], session[2], session[3]
-                if step <= old and first <= ts <= last:
-                    continue  # nothing changes: no write, no changelog record
-                session = _new(
-                    Session,
-                    (
-                        step if step > old else old,
-                        session[1],
-                        ts if ts < first else first,
-                        ts if ts > last else last,
-                    ),
-                )
-            dirty[session_id] = session
-            if session[0] > old:
-                reached(session[1], traffic_source, old, session[0])
+        session = dirty.get(session_id)
+        if session is None:
+            session = self.store.get(session_id)
+        # index access: NamedTuple attribute lookups cost more on this per-event path
+        if session is None or ts - session[3] >= self.timeout_ms:
+            session = Session(step, channel, ts, ts)
+            old = NO_STEP
+        else:
+            old, first, last = session[0], session[2], session[3]
+            if step <= old and first <= ts <= last:
+                return  # nothing changes: no write, no changelog record
+            session = Session(
+                step if step > old else old,
+                session[1],
+                ts if ts < first else first,
+                ts if ts > last else last,
+            )
+        dirty[session_id] = session
+        if session[0] > old:
+            sink.reached(session[1], traffic_source, old, session[0])
 
     def flush(self) -> None:
         """Write every session touched since the last flush to the store."""
-        self.store.set_many(self._dirty.items())
+        store_set = self.store.set
+        for session_id, session in self._dirty.items():
+            store_set(session_id, session)
         self._dirty.clear()
 
     def expire(self, now_ms: int) -> int:

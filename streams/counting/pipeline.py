@@ -145,10 +145,6 @@ class Pipeline:
         batch: dict[int, Tally] = {}
         current_start = -1
         current = Tally()
-        # the events counted into ``current``, in arrival order: handed to the classifier
-        # as one run when the window changes (events stay in order: the funnel depends on it)
-        run: list[Mapping[str, Any]] = []
-        append = run.append
         late = duplicates = 0
         counted_before = self._counted_before
         for event in events:
@@ -164,15 +160,10 @@ class Pipeline:
                 late += 1
                 continue
             if start != current_start:
-                if run:
-                    handle(run, current)
-                    run.clear()
                 found = batch.get(start)
                 current = batch[start] = Tally() if found is None else found
                 current_start = start
-            append(event)
-        if run:
-            handle(run, current)
+            handle(event, current)
         self.sessions.flush()
         for start, tally in batch.items():
             by_partition = self.windows.get(start)
@@ -268,7 +259,7 @@ class Pipeline:
             ts = event["ts"]
             start = ts - ts % size
             if start < limits.get(partition, NO_WINDOW):
-                handlers[topic]((event,), scratch)
+                handlers[topic](event, scratch)
                 continue
             if start < first_open:
                 continue
@@ -276,7 +267,7 @@ class Pipeline:
             tally = by_partition.get(partition)
             if tally is None:
                 tally = by_partition[partition] = Tally()
-            handlers[topic]((event,), tally)
+            handlers[topic](event, tally)
             counted += 1
         self.sessions.flush()
         return counted

@@ -3,8 +3,6 @@ the 30-minute boundary and session expiry."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import pytest
 
 from streams.counting.funnel import (
@@ -155,11 +153,9 @@ class RecordingStore(MemorySessionStore):
         super().__init__()
         self.writes: list[str] = []
 
-    def set_many(self, items: Iterable[tuple[str, Session]]) -> None:
-        # every write goes through here (MemorySessionStore.set is set_many of one)
-        items = list(items)
-        self.writes += [session_id for session_id, _ in items]
-        super().set_many(items)
+    def set(self, session_id: str, session: Session) -> None:
+        self.writes.append(session_id)
+        super().set(session_id, session)
 
 
 def test_each_touched_session_is_written_once_per_flush() -> None:

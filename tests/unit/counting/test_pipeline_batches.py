@@ -1,10 +1,11 @@
-"""Counting does not depend on where a stream is cut into batches (issue 18).
+"""Counting does not depend on where a stream is cut into batches.
 
-``Pipeline.process`` hands the classifier runs of consecutive events of one window, and
-the classifier hands the session tracker each run's activity in one call: the counters,
-histograms and rollup rows must be exactly those of the same events counted one at a
-time, in the same order, for streams with sessions spanning windows, events out of order
-across windows, late events and duplicates.
+Written for issue 18's per-batch counting lever (runs of one window per classifier call,
+session activity per run; dropped: no gain measured, ``bench/RESULTS.md``), kept as the
+guard any such change must pass: the counters, histograms and rollup rows of a stream cut
+into batches anywhere must be those of the same events counted one at a time, in the same
+order, for streams with sessions spanning windows, events out of order across windows,
+late events and duplicates.
 """
 
 from __future__ import annotations
