@@ -20,10 +20,11 @@ accept exactly the same JSON values (``tests/unit/test_bench_fast_validation.py`
 
 Speed (issue 18): the worker's shortcut :func:`valid_events` decodes and validates a whole
 message in one compiled step, with msgspec structs built from the same ``FIELDS`` table
-(:data:`FAST_DECODERS`): ~1 µs per click instead of orjson + the fast check's ~2 µs. It
-only ever answers "valid" (the events, as the same dicts orjson would give) or "not proven"
-(None): msgspec rejects more than the contract does (unknown fields, integers orjson reads
-as floats or beyond int64, ...), and everything it rejects goes to the reference,
+(:data:`FAST_DECODERS`): 1.67 µs per event of the bench's mix instead of orjson + the
+fast check's 2.60 (``bench/RESULTS.md``, issue 18 round 2b). It only ever answers "valid"
+(the events, as the same dicts orjson would give) or "not proven" (None): msgspec rejects
+more than the contract does (unknown fields, integers orjson reads as floats or beyond
+int64, ...), and everything it rejects goes to the reference,
 :func:`valid_events_reference` / :func:`decode_message`, which finds the reason. The two
 answer alike for every message (``tests/unit/events/test_fast_decode.py``,
 ``tests/faults/test_decoder_fuzz.py``).
