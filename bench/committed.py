@@ -32,7 +32,9 @@ class Committed:
 # events of the pre-produced copy → the committed figure (``max_array`` 1)
 COMMITTED: dict[int, Committed] = {
     1_000_000: Committed(33.6, "bench/RESULTS.md, issue 8, 7d17170"),
-    300_000: Committed(19.3, "bench/RESULTS.md, issue 18, a2aa083, median of 3"),
+    300_000: Committed(
+        17.4, "bench/RESULTS.md, issue 18 round 2b, 4f11e5b, median of 9 rounds in 3 runs"
+    ),
     50_000: Committed(
         15.4, "bench/RESULTS.md, issue 18, --quick, 2026-12-03", "cpu_us_per_event_run"
     ),

@@ -17,6 +17,17 @@ only "valid or not proven valid" with straight-line exact-type tests (``type(v) 
 what orjson returns). ``validate_event`` and ``decode_message`` run it first and fall back
 to the field-by-field validator, which finds the reason, only when it says no. Both paths
 accept exactly the same JSON values (``tests/unit/test_bench_fast_validation.py``).
+
+Speed (issue 18): the worker's shortcut :func:`valid_events` decodes and validates a whole
+message in one compiled step, with msgspec structs built from the same ``FIELDS`` table
+(:data:`FAST_DECODERS`): 1.67 µs per event of the bench's mix instead of orjson + the
+fast check's 2.60 (``bench/RESULTS.md``, issue 18 round 2b). It only ever answers "valid"
+(the events, as the same dicts orjson would give) or "not proven" (None): msgspec rejects
+more than the contract does (unknown fields, integers orjson reads as floats or beyond
+int64, ...), and everything it rejects goes to the reference,
+:func:`valid_events_reference` / :func:`decode_message`, which finds the reason. The two
+answer alike for every message (``tests/unit/events/test_fast_decode.py``,
+``tests/faults/test_decoder_fuzz.py``).
 """
 
 from __future__ import annotations
@@ -24,8 +35,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+import msgspec
 import orjson
 
 from streams.events.contract import (
@@ -245,16 +257,89 @@ def _reject(decoded: Decoded, reason: RejectReason, detail: str, original: bytes
     return decoded
 
 
+# orjson reads integers outside [-2**63, 2**64) as floats; msgspec bounds must fit int64
+_I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
+
+
+def _bounded_int(minimum: float | None, maximum: float | None) -> Any:
+    low = _I64_MIN if minimum is None else max(math.ceil(minimum), _I64_MIN)
+    high = _I64_MAX if maximum is None else min(math.floor(maximum), _I64_MAX)
+    return Annotated[int, msgspec.Meta(ge=low, le=high)]
+
+
+def _msgspec_type(spec: FieldSpec, topic: Topic | None) -> Any:
+    """The msgspec type that accepts a subset of what ``_check_field`` accepts for ``spec``."""
+    if spec.name == "event_type" and topic is not None:
+        # the closed set (checked after the fields by the reference; a wrong type or a
+        # missing event_type is rejected here too, so only the reason may differ: None)
+        return Literal[tuple(sorted(EVENT_TYPES[topic]))]
+    if spec.kind == "string":
+        if spec.max_length is None:
+            return str
+        return Annotated[str, msgspec.Meta(max_length=spec.max_length)]
+    if spec.kind == "integer":
+        return _bounded_int(spec.minimum, spec.maximum)
+    if spec.kind == "number":
+        as_float = Annotated[float, msgspec.Meta(ge=spec.minimum, le=spec.maximum)]
+        return _bounded_int(spec.minimum, spec.maximum) | as_float
+    item = _struct("OrderItem", ITEM_FIELDS, None)
+    return Annotated[list[item], msgspec.Meta(max_length=MAX_ORDER_ITEMS)]  # type: ignore[valid-type]
+
+
+def _struct(name: str, specs: tuple[FieldSpec, ...], topic: Topic | None) -> type[msgspec.Struct]:
+    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+    for spec in specs:
+        kind = _msgspec_type(spec, topic)
+        if spec.required:
+            fields.append((spec.name, kind))
+        else:  # absent: UNSET, left out by to_builtins; null is not UNSET (wrong_type)
+            fields.append((spec.name, kind | msgspec.UnsetType, msgspec.UNSET))
+    return msgspec.defstruct(name, fields, kw_only=True, forbid_unknown_fields=True)
+
+
+def _fast_decoder(topic: Topic) -> msgspec.json.Decoder[Any]:
+    event = _struct(f"{topic}_event", FIELDS[topic], topic)
+    batch = Annotated[list[event], msgspec.Meta(min_length=1, max_length=MAX_BATCH_EVENTS)]  # type: ignore[valid-type]
+    return msgspec.json.Decoder(event | batch)
+
+
+FAST_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {t: _fast_decoder(t) for t in TOPICS}
+_to_builtins = msgspec.to_builtins
+
+
 def valid_events(
     raw: bytes | None, topic: Topic, now_ms: int, limits: Limits
 ) -> list[dict[str, Any]] | None:
-    """The events of message ``raw`` if the fast checks prove every one valid, else None.
+    """The events of message ``raw`` if the fast path proves every one valid, else None.
 
     The worker's shortcut for the common case: no ``Decoded`` to build and no exception
     machinery. None says nothing about validity: ``decode_message`` then decides, with
     reasons. The result equals ``decode_message(...).events`` whenever it is not None.
     Never raises.
     """
+    if raw is None or len(raw) > MAX_EVENT_BYTES:
+        return None  # decode_message's size rules apply
+    try:
+        parsed = FAST_DECODERS[topic].decode(raw)
+    except msgspec.DecodeError:  # ValidationError included
+        return None
+    low, high = now_ms - limits.max_age_ms, now_ms + limits.max_future_ms
+    if type(parsed) is list:
+        for element in parsed:
+            if not low <= element.ts <= high:
+                return None
+        events: list[dict[str, Any]] = _to_builtins(parsed)
+        return events
+    if not low <= parsed.ts <= high:
+        return None
+    return [_to_builtins(parsed)]
+
+
+def valid_events_reference(
+    raw: bytes | None, topic: Topic, now_ms: int, limits: Limits
+) -> list[dict[str, Any]] | None:
+    """:func:`valid_events` as it was before msgspec (orjson + the fast checks): the
+    reference the msgspec path is tested against. Same contract as :func:`valid_events`."""
     if raw is None or len(raw) > MAX_EVENT_BYTES:
         return None  # decode_message's size rules apply
     try:
