@@ -43,10 +43,10 @@ offset is the one ClickHouse stored); reading waits for it (``assignment_ready``
 inside the listener: aiokafka sends no heartbeat until the listener returns, so a rebuild
 longer than the session timeout (6 s; 17-54 s at 5,000 events/s) got the member dropped,
 its rejoin caught the other member rebuilding, and so on (a rebalance storm, gap 13 of
-``docs/reliability.md``). A revocation abandons an adoption still running. ``orders_by_session`` is
-co-partitioned: one consumer subscribes to it and the source topics, all with the same
-partition count, and the range assignor gives partition p of every topic to the same
-member.
+``docs/reliability.md``). A revocation abandons an adoption still running.
+``orders_by_session`` is co-partitioned: one consumer subscribes to it and the source
+topics, all with the same partition count, and the range assignor gives partition p of
+every topic to the same member.
 """
 
 from __future__ import annotations
@@ -286,10 +286,10 @@ class SourceReader:
 
         aiokafka assigns the new partitions before their adoption (:meth:`adopt`) rebuilds
         their state, so a fetch can return records of the new assignment, from the
-        committed offset, before the rebuild and its seeks are done. Counting them then would put
-        them into the state the rebuild replaces (lost) or count stored events again;
-        instead each still-assigned partition is sought back to the first record handed
-        back, or to where the rebuild sought it, whichever is further.
+        committed offset, before the rebuild and its seeks are done. Counting them then
+        would put them into the state the rebuild replaces (lost) or count stored events
+        again; instead each still-assigned partition is sought back to the first record
+        handed back, or to where the rebuild sought it, whichever is further.
         """
         owned = consumer.assignment()
         for tp, records in polled.items():
