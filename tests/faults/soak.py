@@ -541,13 +541,19 @@ class Soak:
             return " (not ready within 60 s)"
         return ""
 
-    def _fault_sigkill(self, fault: Fault) -> None:
+    def _stop_and_restart(
+        self, fault: Fault, sig: signal.Signals, down_s: tuple[float, float], did: str
+    ) -> None:
+        """Stop worker a or b with ``sig``, start it again after a random ``down_s``."""
         name = self.rng.choice(["a", "b"])
-        down = self.rng.uniform(1, 10)
-        self.workers[name].stop(signal.SIGKILL)
+        down = self.rng.uniform(*down_s)
+        self.workers[name].stop(sig)
         time.sleep(down)
         ready = self.start_worker(name)
-        fault.detail = f"worker {name} SIGKILLed, started again after {down:.1f}s{ready}"
+        fault.detail = f"worker {name} {did}, started again after {down:.1f}s{ready}"
+
+    def _fault_sigkill(self, fault: Fault) -> None:
+        self._stop_and_restart(fault, signal.SIGKILL, (1, 10), "SIGKILLed")
 
     def _fault_clickhouse_restart(self, fault: Fault) -> None:
         sig = self.rng.choice([signal.SIGTERM, signal.SIGKILL])
@@ -592,12 +598,7 @@ class Soak:
 
     def _fault_rebalance(self, fault: Fault) -> None:
         if self.rng.random() < 0.5:
-            name = self.rng.choice(["a", "b"])
-            down = self.rng.uniform(2, 10)
-            self.workers[name].stop(signal.SIGTERM)
-            time.sleep(down)
-            ready = self.start_worker(name)
-            fault.detail = f"worker {name} SIGTERM, started again after {down:.1f}s{ready}"
+            self._stop_and_restart(fault, signal.SIGTERM, (2, 10), "SIGTERM")
         else:
             stay = self.rng.uniform(15, 30)
             ready = self.start_worker("c")
