@@ -80,9 +80,12 @@ def expected_path(binary: Binary, layout: StateLayout) -> Path:
 def ensure_installed(
     binaries: Iterable[Binary], layout: StateLayout, echo: Callable[[str], None]
 ) -> dict[str, Path]:
-    """Return ``{binary name: path}``, installing what is missing first."""
+    """Return ``{binary name: path}``, installing what is missing first (into
+    ``layout``'s directories, created if need be)."""
     binaries = tuple(binaries)
     missing = [b for b in binaries if locate(b, layout) is None]
+    if missing:
+        layout.create()
     packages = [p for b in missing for p in b.apt_packages]
     if packages:
         _apt_install(packages, layout, echo)

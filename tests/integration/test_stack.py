@@ -55,8 +55,8 @@ def _gone(pid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def tansu_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    layout = StateLayout(tmp_path_factory.mktemp("tansu-cache"))
-    layout.create()
+    # a fresh state dir, as `make soak` on a new machine: ensure_installed makes its dirs
+    layout = StateLayout(tmp_path_factory.mktemp("tansu-cache") / "state")
     return ensure_installed([TANSU], layout, print)["tansu"]
 
 
