@@ -147,6 +147,11 @@ class Recovery:
         clock_now = self.window_clock.now_ms()
         emitted = self.pipeline.emitted_through
         live = {p: emitted for p in self.held} if emitted != NO_WINDOW else {}
+        # nothing reads the live state while the rebuild runs (reading and the window timer
+        # wait for the adoption) and the rebuild replaces it all: dropping it now keeps the
+        # peak memory of a rebuild at one state, not the old and the rebuilt side by side
+        # (emitted_through and the totals stay with the pipeline: Pipeline.adopt)
+        self.pipeline.adopt(self.new_pipeline())
         abandoned = threading.Event()
         try:
             rebuilt = await asyncio.to_thread(
@@ -169,8 +174,8 @@ class Recovery:
                 partitions,
                 exc,
             )
-            # what was open may hold partitions given away: their next owner counts them
-            self.pipeline.adopt(self.new_pipeline())
+            # what was open may hold partitions given away (dropped above): their next
+            # owner counts them
             self.held = tuple(partitions)
             return {}
         moved = sorted(set(partitions) - set(self.held))
