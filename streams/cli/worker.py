@@ -131,13 +131,18 @@ def _check_schema_versions(client: Any, settings: Settings) -> str | None:
 def create_topics(settings: Settings) -> str | None:
     """Create the topics the worker reads and writes if missing; None, or why it failed."""
     from streams.kafka.producer import ProducerError, ensure_topics
+    from streams.worker.handover import HANDOVER_TOPIC
     from streams.worker.unreadable import CONTROL_TOPIC
 
     names = [settings.kafka_topic(t) for t in (*TOPICS, ORDERS_BY_SESSION_TOPIC, DEAD_LETTER_TOPIC)]
     try:
         ensure_topics(settings.kafka_bootstrap, settings.topic_partitions, names)
-        # skip instructions (`salewatch skip`): one partition, read whole by every worker
-        ensure_topics(settings.kafka_bootstrap, 1, [settings.kafka_topic(CONTROL_TOPIC)])
+        # skip instructions and handovers: one partition each, read whole by every worker
+        ensure_topics(
+            settings.kafka_bootstrap,
+            1,
+            [settings.kafka_topic(CONTROL_TOPIC), settings.kafka_topic(HANDOVER_TOPIC)],
+        )
     except ProducerError as exc:
         return str(exc)
     return None

@@ -134,8 +134,15 @@ class Pipeline:
         events: Sequence[Mapping[str, Any]],
         now_ms: int,
         partition: int = 0,
+        into_totals: bool = True,
     ) -> None:
-        """Count one batch of valid events of ``topic``'s ``partition`` at clock ``now_ms``."""
+        """Count one batch of valid events of ``topic``'s ``partition`` at clock ``now_ms``.
+
+        ``into_totals=False``: events a previous owner of the partition already counted
+        into its Prometheus totals (``streams.worker.handover``): they go into windows,
+        sessions and the dedupe memory as above, and no total is touched (duplicates and
+        late events are skipped uncounted).
+        """
         if topic not in TOPICS:
             raise ValueError(f"unknown topic {topic!r}")
         handle = self._handlers[topic]
@@ -172,7 +179,10 @@ class Pipeline:
                 by_partition[partition] = tally
             else:
                 found.merge(tally)
-            add_to_totals(tally, self.totals)
+            if into_totals:
+                add_to_totals(tally, self.totals)
+        if not into_totals:
+            return
         if late:
             self.totals.inc(LATE, (topic,), late)
         if duplicates:

@@ -34,6 +34,10 @@ CLICKHOUSE_TABLE_VALUES = frozenset(
 # kinds of bounded in-memory state (streams.counting: sessions, order categories, dedupe)
 STATE_VALUES = frozenset({"sessions", "order_categories", "dedupe_ids", lv.OTHER})
 
+HANDOVER_OUTCOMES = frozenset(
+    {"written", "write_failed", "applied", "refused", "read_failed", lv.OTHER}
+)
+
 REBUILD_FAILURE_REASONS = frozenset({"clickhouse_unreachable", "clickhouse_error", lv.OTHER})
 
 # EVENTS.md funnel, in order; a later step implies the earlier ones
@@ -149,6 +153,26 @@ _DEFS: tuple[MetricDef, ...] = (
         "windows and sessions start over). Programming errors are not counted here: they "
         "stop the worker.",
         (("reason", REBUILD_FAILURE_REASONS),),
+    ),
+    MetricDef(
+        "salewatch_events_handed_over_total",
+        "counter",
+        "Events read again after a handover (streams.worker.handover): a previous owner "
+        "of their partition counted them into its totals and released the partition "
+        "before ClickHouse stored them. They are stored and counted into windows and "
+        "sessions, not into the totals again.",
+        (("topic", TOPIC_VALUES),),
+    ),
+    MetricDef(
+        "salewatch_handovers_total",
+        "counter",
+        "Handovers by outcome: written (a worker released partitions with counted events "
+        "not stored and recorded up to where it counted), write_failed (that record did "
+        "not reach Kafka: the next owner counts those events twice in Prometheus), applied "
+        "/ refused (partitions whose handover the next owner used / whose fingerprint was "
+        "not in this log), read_failed (the handover topic could not be read at an "
+        "assignment: handovers ignored).",
+        (("outcome", HANDOVER_OUTCOMES),),
     ),
     MetricDef(
         "salewatch_offset_fence_refusals_total",

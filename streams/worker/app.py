@@ -37,9 +37,10 @@ from streams.kafka.partitioner import murmur2
 from streams.metrics.totals import Totals
 from streams.settings import Settings
 from streams.worker import window_emitters
+from streams.worker.handover import HANDOVER_TOPIC, HandoverLog
 from streams.worker.ingest import BatchProcessor, Message
 from streams.worker.insert_queue import InsertQueueFailed
-from streams.worker.reader import Route, SourceReader, TaskDied
+from streams.worker.reader import Prepare, Route, SourceReader, TaskDied
 from streams.worker.recovery.rebuild import Query
 from streams.worker.recovery.service import Recovery
 from streams.worker.window_emitters import Mark, marks_for
@@ -112,11 +113,15 @@ def create_app(settings: Settings) -> faust.App:
 
 class CountLocally:
     """Counts batches with this worker's counting pipeline, on the window clock, each
-    partition's events into that partition's tallies."""
+    partition's events into that partition's tallies (``into_totals=False``: events a
+    previous owner counted into its totals, see ``Pipeline.process``)."""
 
-    def __init__(self, pipeline: Pipeline, window_clock: WindowClock) -> None:
+    def __init__(
+        self, pipeline: Pipeline, window_clock: WindowClock, into_totals: bool = True
+    ) -> None:
         self.pipeline = pipeline
         self.window_clock = window_clock
+        self.into_totals = into_totals
 
     async def __call__(self, topic: Topic, runs: list[tuple[int, list[dict[str, Any]]]]) -> None:
         clock = self.window_clock
@@ -124,7 +129,7 @@ class CountLocally:
             clock.observe(max(e["ts"] for e in events))
         now_ms = clock.now_ms()
         for partition, events in runs:
-            self.pipeline.process(topic, events, now_ms, partition)
+            self.pipeline.process(topic, events, now_ms, partition, self.into_totals)
 
 
 Send = Callable[[str, list[tuple[bytes | None, bytes]]], Awaitable[None]]
@@ -216,6 +221,7 @@ def add_reader(
     the worker that owns partition p of ``clicks`` and ``carts``, which counts them.
     """
     count_locally = CountLocally(pipeline, window_clock)
+    recount_locally = CountLocally(pipeline, window_clock, into_totals=False)
     send_by_session = partitioned_sender(app, settings)
     send_dead_letters = dead_letter_sender(app, settings)
 
@@ -239,26 +245,43 @@ def add_reader(
             ),
             send_dead_letters,
             count=forward_by_session if topic == "orders" else count_locally,
+            # handed-over orders were forwarded by their previous owner already
+            recount=None if topic == "orders" else recount_locally,
         )
-        routes[settings.kafka_topic(topic)] = Route(topic, processor.prepare, processor.store)
+        routes[settings.kafka_topic(topic)] = Route(
+            topic, processor.prepare, processor.store, processor.prepare_counted
+        )
 
-    async def count_orders(topic: Topic, messages: Sequence[Message]) -> None:
-        # produced by this app from validated events: trusted, no second validation (a
-        # tombstone there is skipped); an order counts under its orders_by_session
-        # partition (its session's)
-        runs: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        for m in messages:
-            if m.value:
-                runs[m.partition].append(orjson.loads(m.value))
-        if runs:
-            await count_locally("orders", list(runs.items()))
+    def orders_by_session(count: CountLocally) -> Prepare:
+        async def count_orders(topic: Topic, messages: Sequence[Message]) -> None:
+            # produced by this app from validated events: trusted, no second validation (a
+            # tombstone there is skipped); an order counts under its orders_by_session
+            # partition (its session's)
+            runs: dict[int, list[dict[str, Any]]] = defaultdict(list)
+            for m in messages:
+                if m.value:
+                    runs[m.partition].append(orjson.loads(m.value))
+            if runs:
+                await count("orders", list(runs.items()))
+            if not count.into_totals:
+                handed = sum(len(events) for events in runs.values())
+                totals.inc("salewatch_events_handed_over_total", ("orders",), handed)
 
-    routes[settings.kafka_topic(ORDERS_BY_SESSION_TOPIC)] = Route("orders", count_orders, None)
+        return count_orders
+
+    routes[settings.kafka_topic(ORDERS_BY_SESSION_TOPIC)] = Route(
+        "orders", orders_by_session(count_locally), None, orders_by_session(recount_locally)
+    )
 
     async def send_dead_letter(key: bytes | None, value: bytes) -> None:
         await send_dead_letters([(key, value)])
 
-    reader = SourceReader(settings, totals, routes, recovery.on_assigned, send_dead_letter)
+    handover = HandoverLog(
+        settings.kafka_bootstrap, settings.kafka_topic(HANDOVER_TOPIC), settings.app_id
+    )
+    reader = SourceReader(
+        settings, totals, routes, recovery.on_assigned, send_dead_letter, handover=handover
+    )
 
     @app.task  # type: ignore[untyped-decorator]
     async def read_sources() -> None:

@@ -70,6 +70,17 @@ class BatchResult:
 
 
 @dataclass(frozen=True, slots=True)
+class _Decoded:
+    """A batch decoded: valid events and their raw rows, dead letters, runs per partition."""
+
+    events: list[dict[str, Any]]
+    rows: list[tuple[Any, ...]]
+    dead: list[tuple[bytes | None, bytes]]
+    invalid_reasons: Counter[str]
+    runs: list[tuple[int, int]]
+
+
+@dataclass(frozen=True, slots=True)
 class PreparedBatch:
     """A batch after decode, dead letters and counting: its raw rows still to be stored."""
 
@@ -104,7 +115,12 @@ def limits_from(settings: Settings) -> Limits:
 
 
 class BatchProcessor:
-    """Runs the chain for batches of one or more topics; one instance per source topic."""
+    """Runs the chain for batches of one or more topics; one instance per source topic.
+
+    ``count`` counts the valid events of :meth:`prepare`; ``recount`` those of
+    :meth:`prepare_counted`, into windows and sessions only (None: nothing to do, e.g. for
+    orders, which the previous owner forwarded already).
+    """
 
     def __init__(
         self,
@@ -114,11 +130,13 @@ class BatchProcessor:
         send_dead_letters: SendDeadLetters,
         count: CountBatch | None = None,
         clock: Callable[[], float] = time.time,
+        recount: CountBatch | None = None,
     ) -> None:
         self.totals = totals
         self.sink = sink
         self.send_dead_letters = send_dead_letters
         self.count = count
+        self.recount = recount
         self.clock = clock
         self.limits = limits_from(settings)
 
@@ -136,7 +154,35 @@ class BatchProcessor:
         """
         now = self.clock()
         now_ms = int(now * 1000)
-        now_s = int(now)
+        decoded = self._decode(topic, messages, now_ms, int(now))
+        events, dead = decoded.events, decoded.dead
+        self._count_pipeline(topic, events, decoded.invalid_reasons, now_ms)
+        if dead:
+            await self.send_dead_letters(dead)
+            self.totals.inc("salewatch_dead_letters_total", (topic,), len(dead))
+        if self.count is not None and events:
+            await self.count(topic, _split(events, decoded.runs))
+        return PreparedBatch(topic, decoded.rows, BatchResult(valid=len(events), invalid=len(dead)))
+
+    async def prepare_counted(self, topic: Topic, messages: Sequence[Message]) -> PreparedBatch:
+        """Like :meth:`prepare`, for messages a previous owner of their partitions already
+        counted (``streams.worker.handover``): their raw rows to store, their valid events
+        through ``recount`` (windows and sessions only); no total, no dead letter (sent
+        already), nothing forwarded again."""
+        now = self.clock()
+        decoded = self._decode(topic, messages, int(now * 1000), int(now))
+        events = decoded.events
+        received = len(events) + sum(decoded.invalid_reasons.values())
+        self.totals.inc("salewatch_events_handed_over_total", (topic,), received)
+        if self.recount is not None and events:
+            await self.recount(topic, _split(events, decoded.runs))
+        return PreparedBatch(
+            topic, decoded.rows, BatchResult(valid=len(events), invalid=len(decoded.dead))
+        )
+
+    def _decode(
+        self, topic: Topic, messages: Sequence[Message], now_ms: int, now_s: int
+    ) -> _Decoded:
         events: list[dict[str, Any]] = []
         rows: list[tuple[Any, ...]] = []
         dead: list[tuple[bytes | None, bytes]] = []
@@ -164,14 +210,7 @@ class BatchProcessor:
                 invalid_reasons[rejected.reason] += 1
                 value = dead_letter_value(rejected, topic, msg.partition, msg.offset, now_ms)
                 dead.append((msg.key, value))
-
-        self._count_pipeline(topic, events, invalid_reasons, now_ms)
-        if dead:
-            await self.send_dead_letters(dead)
-            self.totals.inc("salewatch_dead_letters_total", (topic,), len(dead))
-        if self.count is not None and events:
-            await self.count(topic, _split(events, runs))
-        return PreparedBatch(topic, rows, BatchResult(valid=len(events), invalid=len(dead)))
+        return _Decoded(events, rows, dead, invalid_reasons, runs)
 
     async def store(self, topic: Topic, rows: list[tuple[Any, ...]]) -> None:
         """Insert raw rows of ``topic``; returns once ClickHouse accepted them (retries)."""

@@ -34,7 +34,8 @@ ClickHouse: while it is down the reader counts up to the backlog bound, then sto
 revoked — wait for the batch being prepared, then until everything queued is stored and
 committed, so the next owner starts exactly after it (at most
 ``SALEWATCH_REVOKE_DRAIN_TIMEOUT_S``, under the rebalance timeout: during a ClickHouse
-outage the partitions are released with their backlog unstored, and read again);
+outage the partitions are released with their backlog unstored, and read again, after a
+handover record says up to where they were counted, ``streams.worker.handover``);
 assigned — start the assignment's adoption and return at once: rebuild the counting
 state of the assigned partitions from ClickHouse (``streams.worker.recovery``), then seek
 each source partition past the offsets ClickHouse holds, fenced to the partition's
@@ -43,7 +44,10 @@ offset is the one ClickHouse stored); reading waits for it (``assignment_ready``
 inside the listener: aiokafka sends no heartbeat until the listener returns, so a rebuild
 longer than the session timeout (6 s; 17-54 s at 5,000 events/s) got the member dropped,
 its rejoin caught the other member rebuilding, and so on (a rebalance storm, gap 13 of
-``docs/reliability.md``). A revocation abandons an adoption still running.
+``docs/reliability.md``). A revocation abandons an adoption still running. The adoption
+ends by taking the handovers that reach where reading starts: each fetch is cut there,
+the handed-over part prepared with ``Route.recount`` (stored, counted into windows and
+sessions only), the rest as usual.
 ``orders_by_session`` is co-partitioned: one consumer subscribes to it and the source
 topics, all with the same partition count, and the range assignor gives partition p of
 every topic to the same member.
@@ -54,6 +58,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -66,9 +71,15 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from streams.events.contract import Topic
 from streams.metrics.totals import Totals
 from streams.settings import Settings
+from streams.worker.handover import HANDOVER_WRITE_S, Handover, HandoverLog
 from streams.worker.ingest import Message, PreparedBatch
 from streams.worker.insert_queue import InsertQueue, Queued
-from streams.worker.offset_fence import OffsetFence, StoredPosition, seek_past_stored
+from streams.worker.offset_fence import (
+    OffsetFence,
+    StoredPosition,
+    event_ids,
+    seek_past_stored,
+)
 from streams.worker.unreadable import CONTROL_TOPIC, SendDeadLetter, Unreadables, locate
 
 log = logging.getLogger(__name__)
@@ -111,6 +122,9 @@ class Route:
     # None: nothing to store (the rows were stored upstream); a route that stores its raw
     # rows resumes after the offsets ClickHouse holds (streams.worker.recovery)
     store: Store | None
+    # prepares messages a previous owner counted already (streams.worker.handover): stored,
+    # counted into windows and sessions only; None: prepared like the others
+    recount: Prepare | None = None
 
 
 @dataclass(slots=True)
@@ -132,6 +146,7 @@ class SourceReader:
         on_assigned: OnAssigned,
         send_dead_letter: SendDeadLetter | None = None,
         fence: OffsetFence | None = None,
+        handover: HandoverLog | None = None,
     ) -> None:
         self.settings = settings
         self.totals = totals
@@ -155,6 +170,11 @@ class SourceReader:
         self.sought: dict[TopicPartition, int] = {}  # this assignment's seeks
         # (generation, next offset to read per partition) of what was counted
         self.read_to: tuple[int, dict[TopicPartition, int]] = (0, {})
+        self.last_read: dict[TopicPartition, Message] = {}  # the newest record counted
+        self.stored_to: dict[TopicPartition, int] = {}  # next offset after the rows stored
+        self.handover = handover
+        # this assignment's handovers not read past yet (streams.worker.handover)
+        self.handed_over: dict[TopicPartition, Handover] = {}
         self.fence = fence or OffsetFence(
             lambda: AIOKafkaConsumer(
                 bootstrap_servers=settings.kafka_bootstrap,
@@ -275,6 +295,7 @@ class SourceReader:
                     "stopping with %d events not stored in ClickHouse; they will be read again",
                     self.queue.events,
                 )
+                await self.hand_over(None)
             else:
                 log.info("stopped reading; everything counted is stored and committed")
         inserter.cancel()
@@ -300,12 +321,22 @@ class SourceReader:
     async def count_and_queue(self, polled: dict[TopicPartition, list[Any]]) -> None:
         # aiokafka's records go to the chain as they are (no copy per record)
         by_topic: dict[str, list[Message]] = defaultdict(list)
+        counted_by_topic: dict[str, list[Message]] = defaultdict(list)
         for tp, records in polled.items():
-            by_topic[tp.topic].extend(records)
-        results = await asyncio.gather(
+            cut = self.counted_before_us(tp, records)
+            if cut:
+                counted_by_topic[tp.topic].extend(records[:cut])
+            by_topic[tp.topic].extend(records[cut:] if cut else records)
+        results: list[PreparedBatch | None] = []
+        if counted_by_topic:  # first: a partition's events are counted in offset order
+            results += await asyncio.gather(
+                *(self._recount(name, ms) for name, ms in counted_by_topic.items())
+            )
+        results += await asyncio.gather(
             *(
                 self.routes[name].prepare(self.routes[name].topic, ms)
                 for name, ms in by_topic.items()
+                if ms
             )
         )
         prepared = [p for p in results if p is not None]
@@ -313,7 +344,27 @@ class SourceReader:
         if self.read_to[0] != self.generation:
             self.read_to = (self.generation, {})
         self.read_to[1].update(offsets)
+        for tp, records in polled.items():
+            if records:
+                self.last_read[tp] = records[-1]
         await self.queue.put(ReadBatch(prepared, offsets), sum(len(p.rows) for p in prepared))
+
+    def counted_before_us(self, tp: TopicPartition, records: Sequence[Message]) -> int:
+        """How many of ``records`` (one fetch of ``tp``, in offset order) a previous owner
+        counted already (its handover); forgets the handover once read past it."""
+        handed = self.handed_over.get(tp)
+        if handed is None or not records:
+            return 0
+        if records[-1].offset >= handed.counted_through:
+            del self.handed_over[tp]
+        if self.routes[tp.topic].recount is None:
+            return 0
+        return bisect_right([r.offset for r in records], handed.counted_through)
+
+    async def _recount(self, name: str, messages: list[Message]) -> PreparedBatch | None:
+        route = self.routes[name]
+        assert route.recount is not None
+        return await route.recount(route.topic, messages)
 
     async def read_position(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
         """The next offset of ``tp`` to count: after what was counted in this assignment,
@@ -385,6 +436,7 @@ class SourceReader:
                 if topic_rows
             )
         )
+        self.stored_to.update(offsets)
         await self.commit(offsets)
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
@@ -421,11 +473,12 @@ class SourceReader:
 
         Kafka waits for this member only up to the rebalance timeout; a member that takes
         longer (a ClickHouse outage) is evicted and its partitions are counted by another
-        member meanwhile. So at the bound the partitions are released anyway (one warning):
-        what was counted but not stored is read and counted again by the next owner (stored
-        once: the raw tables collapse it by ``event_id``; counted twice in Prometheus). The
-        inserter keeps storing it; offsets of partitions no longer owned are not committed.
-        The bound covers the wait for a window closing being stored too.
+        member meanwhile. So at the bound the partitions are released anyway (one warning)
+        with a handover (:meth:`hand_over`): what was counted but not stored is read again
+        by the next owner, stored once (the raw tables collapse it by ``event_id``) and not
+        counted into its totals again. The inserter keeps storing it; offsets of partitions
+        no longer owned are not committed. The bound covers the wait for a window closing
+        being stored and the handover's write too.
         """
         await self.abandon_adoption()
         self.assignment_ready.clear()
@@ -440,6 +493,8 @@ class SourceReader:
             async with self.preparing:
                 await self.queue.drained()
 
+        if self.handover is not None:  # the handover's write fits in the bound too
+            bound = max(bound - HANDOVER_WRITE_S, 0.0)
         try:
             await asyncio.wait_for(drained(), bound)
         except TimeoutError:
@@ -451,8 +506,108 @@ class SourceReader:
                 self.queue.events,
                 bound,
             )
+            await self.hand_over(revoked)
             return
         log.info("released %d partition(s) after storing what was counted", len(revoked))
+
+    def unstored_handovers(
+        self, scope: set[TopicPartition] | None
+    ) -> dict[TopicPartition, Handover]:
+        """Per partition of ``scope`` (None: all) counted in this assignment beyond what is
+        stored: up to where its events are in this worker's totals (or a previous owner's,
+        whichever is further), fingerprinted by an event id of the message there."""
+        generation, read_to = self.read_to
+        if generation != self.generation:
+            return {}
+        found: dict[TopicPartition, Handover] = {}
+        for tp, next_offset in read_to.items():
+            if (scope is not None and tp not in scope) or self.stored_to.get(tp, -1) >= next_offset:
+                continue
+            ids = event_ids(self.last_read[tp].value) if tp in self.last_read else frozenset()
+            own = Handover(next_offset - 1, min(ids) if ids else "")
+            inherited = self.handed_over.get(tp)
+            found[tp] = (
+                inherited
+                if inherited is not None and inherited.counted_through > own.counted_through
+                else own
+            )
+        return found
+
+    async def hand_over(self, scope: set[TopicPartition] | None) -> None:
+        """Record where this worker counted the partitions of ``scope`` (None: all) it
+        releases with events unstored (``streams.worker.handover``); never raises: a
+        handover that is not written costs a double count in Prometheus, nothing else."""
+        if self.handover is None:
+            return
+        handovers = self.unstored_handovers(scope)
+        if not handovers:
+            return
+        try:
+            await self.handover.write(handovers)
+        except Exception as exc:
+            self.totals.inc("salewatch_handovers_total", ("write_failed",))
+            log.warning(
+                "could not record the handover of %d partition(s) (%r): their next owner "
+                "counts the unstored events again in Prometheus",
+                len(handovers),
+                exc,
+            )
+            return
+        self.totals.inc("salewatch_handovers_total", ("written",))
+        log.info(
+            "handed over %d partition(s) counted but not stored: %s",
+            len(handovers),
+            ", ".join(
+                f"{tp.topic}[{tp.partition}]<={h.counted_through}"
+                for tp, h in sorted(handovers.items())
+            ),
+        )
+
+    async def take_handovers(
+        self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]
+    ) -> dict[TopicPartition, Handover]:
+        """The handovers of ``assigned`` partitions that this assignment will read into:
+        counted through an offset at or after where reading starts, and fingerprinted by a
+        record the fence finds in this log."""
+        if self.handover is None:
+            return {}
+        try:
+            found = await self.handover.read()
+        except Exception as exc:
+            self.totals.inc("salewatch_handovers_total", ("read_failed",))
+            log.warning("could not read the handovers (%r): none applied", exc)
+            return {}
+        reaching: dict[TopicPartition, Handover] = {}
+        for tp, handed in found.items():
+            if tp not in assigned or tp.topic not in self.routes:
+                continue
+            start = self.sought.get(tp)
+            if start is None:
+                committed = await consumer.committed(tp)
+                start = int(committed) if committed is not None else 0
+            if handed.counted_through >= start:
+                reaching[tp] = handed
+        verdicts = await self.fence.verify(
+            {tp: StoredPosition(h.counted_through, h.event_id) for tp, h in reaching.items()}
+        )
+        applied = {tp: h for tp, h in reaching.items() if verdicts.get(tp) == "same"}
+        if applied:
+            self.totals.inc("salewatch_handovers_total", ("applied",), len(applied))
+            log.info(
+                "applying handovers: %s counted by their previous owner",
+                ", ".join(
+                    f"{tp.topic}[{tp.partition}]<={h.counted_through}"
+                    for tp, h in sorted(applied.items())
+                ),
+            )
+        if len(applied) < len(reaching):
+            self.totals.inc("salewatch_handovers_total", ("refused",), len(reaching) - len(applied))
+            log.warning(
+                "ignoring the handovers of %d partition(s): the fingerprinted record is not"
+                " in this log (another incarnation?)",
+                len(reaching) - len(applied),
+            )
+        return applied
 
     async def partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         """Start adopting ``assigned`` (:meth:`adopt`) in a task and return: the rebalance
@@ -490,6 +645,7 @@ class SourceReader:
                 if stored is not None:
                     wanted[tp] = stored
         self.sought = await self.seek_past_stored(consumer, wanted) if wanted else {}
+        self.handed_over = await self.take_handovers(consumer, assigned)
         self.generation += 1
         self.assignment_ready.set()
         if self.generation == 1:

@@ -122,7 +122,7 @@ def test_clickhouse_down_60s_loses_and_doubles_nothing(
     assert max(rss) - min(rss) < 100, rss  # the outage does not pile events up in memory
 
 
-def test_a_rebalance_during_a_clickhouse_outage_neither_hangs_nor_loses(
+def test_a_rebalance_during_a_clickhouse_outage_neither_hangs_nor_counts_twice(
     stack_settings: Settings, throwaway_clickhouse: ThrowawayClickHouse, tmp_path: Path
 ) -> None:
     """Two workers; ClickHouse killed; 1,000 events counted but not storable; one worker
@@ -130,9 +130,11 @@ def test_a_rebalance_during_a_clickhouse_outage_neither_hangs_nor_loses(
     for its insert queue (before issue 15: until ClickHouse came back, past the rebalance
     timeout, so Kafka evicted it and both counted the partitions), gives the partitions up
     and takes all of them; its rebuild retries until ClickHouse is back. Asserted: the
-    survivor stays up and releases within the bound, every event is stored exactly once.
-    Measured and printed: events counted twice in Prometheus (the unstored backlog, read
-    again by the partitions' next owner: the documented cost of the bound)."""
+    survivor stays up and releases within the bound, every event is stored exactly once,
+    and counted once in Prometheus across both workers: the leaving worker and the
+    survivor each recorded a handover (``streams.worker.handover``: up to where they
+    counted), so the survivor reads the unstored backlog again into windows and sessions
+    only (before: the whole backlog, 1,000 events, counted twice)."""
     a_settings = isolated_settings(
         stack_settings,
         clickhouse_port=throwaway_clickhouse.tcp_port,
@@ -189,6 +191,9 @@ def test_a_rebalance_during_a_clickhouse_outage_neither_hangs_nor_loses(
         )
         stored_s = time.monotonic() - up_at
         counted_by_a = valid(a)
+        text = a.metrics_text()
+        handed_over = metric_value(text, "salewatch_events_handed_over_total")
+        applied = metric_value(text, "salewatch_handovers_total", outcome="applied")
         log = a.log_text()
     twice = counted_by_a + counted_by_b - 2000
     line = [x for x in released.splitlines() if "counted events not stored" in x][-1]
@@ -196,8 +201,12 @@ def test_a_rebalance_during_a_clickhouse_outage_neither_hangs_nor_loses(
         f"\nrebalance during the outage: worker b stopped in {b_stop_s:.1f}s; the survivor's "
         f"release line {release_s:.1f}s after b's SIGTERM: {line.split('] ')[-1]}; all stored "
         f"{stored_s:.1f}s after ClickHouse was back; raw {counts}; counted in Prometheus "
-        f"a {counted_by_a:.0f} + b {counted_by_b:.0f} = {twice:.0f} more than produced"
+        f"a {counted_by_a:.0f} + b {counted_by_b:.0f} = {twice:.0f} more than produced; "
+        f"handed over: {handed_over:.0f} events read again, {applied:.0f} partitions applied"
     )
     assert counts["orders_raw"][:2] == (n_orders, n_orders)
     assert counts["carts_raw"][:2] == (n_carts, n_carts)
     assert "Traceback" not in log, log[-2000:]
+    assert "handed over" in b.log_text() and "handed over" in log  # both released unstored
+    assert twice == 0, log[-3000:]
+    assert handed_over >= 1000  # the backlog, read again by the survivor (not counted)

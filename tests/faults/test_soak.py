@@ -2,14 +2,14 @@
 
 Two workers, a live stream, one fault of every kind (SIGKILL, ClickHouse restart, broker
 restart, rebalance, poison: the deck deals each kind once before any twice), one every
-``FAULT_EVERY_S``; then the raw tables and the rollups must equal the truth and every poison
-message must be on ``dead_letters`` with its reason. ~3.5 minutes in all, setup included.
+``FAULT_EVERY_S`` over the 5 minutes; then the raw tables and the rollups must equal the
+truth and every poison message must be on ``dead_letters`` with its reason. ~6.5 minutes in
+all, setup included.
 
-The rate is a fifth of the 30-minute soak's 5,000 events/s: at 5,000 the rebuild after a
-worker fault outlasts the group's rebalance and the two workers fall into a rebalance storm
-on this 2-core machine (docs/reliability.md, "Soak test": found by the soak, reported, not
-fixed); the short version is about the faults and must pass on a shared CI box. The seed is
-random and printed (``SOAK_SEED=N`` replays one).
+The rate is a fifth of the 30-minute soak's 5,000 events/s (``make soak``, figures in
+docs/reliability.md): the short version is about the faults, and must pass on a shared CI
+box next to the rest of the suite. The seed is random and printed (``SOAK_SEED=N`` replays
+one).
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ import pytest
 from streams.settings import Settings
 from tests.faults.soak import FAULTS, Config, Result, run
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]  # the run is ~6.5 min
 
-MINUTES = 2.0
+MINUTES = 5.0
 RATE = 1000
-FAULT_EVERY_S = 20
+FAULT_EVERY_S = 55  # the 5 kinds at 10, 65, 120, 175 and 230 s: the last one 70 s before the end
 FIRST_FAULT_S = 10
 
 
