@@ -120,8 +120,9 @@ class HandoverLog:
         await producer.send_and_wait(self.topic, value, partition=0)
 
     async def read(self) -> dict[TopicPartition, Handover]:
-        """The newest handover per partition of this group: the whole topic, to its end.
-        Raises if it cannot be read within ``HANDOVER_READ_S``."""
+        """The newest handover per partition of this group: the whole topic, to its end
+        (none if the topic does not exist). Raises if it cannot be read within
+        ``HANDOVER_READ_S``."""
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap, enable_auto_commit=False, auto_offset_reset="none"
         )
@@ -132,6 +133,10 @@ class HandoverLog:
 
     async def _read_to_end(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, Handover]:
         await consumer.start()
+        if self.topic not in await consumer.topics():
+            # never written, or lost with the broker's data (tansu keeps topics in memory:
+            # the unstored events it would speak of are gone with it)
+            return {}
         consumer.assign([self.tp])
         start = (await consumer.beginning_offsets([self.tp]))[self.tp]
         end = (await consumer.end_offsets([self.tp]))[self.tp]

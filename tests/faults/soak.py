@@ -63,6 +63,7 @@ from streams.clickhouse.client import quiet_driver_logging
 from streams.events.contract import DEAD_LETTER_TOPIC, ORDERS_BY_SESSION_TOPIC, TOPICS
 from streams.kafka.producer import ensure_topics
 from streams.settings import Settings, load_settings
+from streams.worker.handover import HANDOVER_TOPIC
 from streams.worker.unreadable import CONTROL_TOPIC
 from tests.faults.conftest import ThrowawayClickHouse, ThrowawayTansu, free_port, migrate, rss_kib
 from tests.faults.support import (
@@ -425,7 +426,11 @@ class Soak:
             for t in (*TOPICS, ORDERS_BY_SESSION_TOPIC, DEAD_LETTER_TOPIC)
         ]
         ensure_topics(self.settings.kafka_bootstrap, self.settings.topic_partitions, names)
-        ensure_topics(self.settings.kafka_bootstrap, 1, [self.settings.kafka_topic(CONTROL_TOPIC)])
+        ensure_topics(
+            self.settings.kafka_bootstrap,
+            1,
+            [self.settings.kafka_topic(t) for t in (CONTROL_TOPIC, HANDOVER_TOPIC)],
+        )
 
     def setup(self) -> None:
         self.ch.start()
