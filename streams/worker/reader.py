@@ -484,27 +484,29 @@ class SourceReader:
         self.assignment_ready.clear()
         loop = asyncio.get_running_loop()
         started = loop.time()
-        await self.closing_stored(min(CLOSING_WAIT_S, self.settings.revoke_drain_timeout_s))
+        # the handover's write fits in the bound too
+        budget = self.settings.revoke_drain_timeout_s
+        if self.handover is not None:
+            budget = max(budget - HANDOVER_WRITE_S, 0.0)
+        await self.closing_stored(min(CLOSING_WAIT_S, budget))
         if not revoked:
             return
-        bound = max(self.settings.revoke_drain_timeout_s - (loop.time() - started), 0.0)
+        bound = max(budget - (loop.time() - started), 0.0)
 
         async def drained() -> None:
             async with self.preparing:
                 await self.queue.drained()
 
-        if self.handover is not None:  # the handover's write fits in the bound too
-            bound = max(bound - HANDOVER_WRITE_S, 0.0)
         try:
             await asyncio.wait_for(drained(), bound)
         except TimeoutError:
             log.warning(
                 "released %d partition(s) with %d counted events not stored in ClickHouse "
                 "after %.1fs (SALEWATCH_REVOKE_DRAIN_TIMEOUT_S); their next owner reads "
-                "them again",
+                "them again, not counting them again if the handover is recorded",
                 len(revoked),
                 self.queue.events,
-                bound,
+                loop.time() - started,
             )
             await self.hand_over(revoked)
             return
