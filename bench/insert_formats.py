@@ -13,6 +13,10 @@ Three questions, each answered against a real ClickHouse (``SALEWATCH_CLICKHOUSE
    Nested items) stored one at a time both ways into two fresh databases; then every
    column of ``SELECT *`` compared, and which way refused which row.
 
+4. **A Native encoder of our own?** The lower bound of one in pure Python: the clicks
+   columns of the same rows encoded with ``array``/``bytes`` (LowCardinality dictionaries,
+   null maps, length-prefixed strings; no framing, nothing sent), against (2)'s driver.
+
 With ``--chdb`` the JSONEachRow side of 3 also runs on the current engine in-process
 (chdb has no TCP server, so the driver's side runs on the configured server only).
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import statistics
 import tempfile
 import time
@@ -30,7 +35,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Callable, Sequence
+from array import array
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -133,6 +139,49 @@ def native_insert(client: Client, database: str, table: str, columns: Sequence[s
     return insert
 
 
+# clicks_raw columns by Native encoding (schemas/clickhouse/0001, 0005)
+_LOW_CARDINALITY = {"event_type", "channel", "region", "page_type", "category", "traffic_source"}
+_STRINGS = {"event_id", "user_id", "session_id", "item_id"}
+_NULLABLE = {"load_ms": "I", "lcp_ms": "I", "inp_ms": "I", "cls": "d", "ttfb_ms": "I"}
+_FIXED = {
+    "event_time": "I",
+    "ts_ms": "q",
+    "schema_version": "B",
+    "kafka_partition": "H",
+    "kafka_offset": "Q",
+    "ingested_at": "I",
+}
+
+
+def _strings(values: Any) -> bytes:
+    """Length-prefixed UTF-8 (one-byte lengths: a lower bound, the bench's strings are short)."""
+    out = []
+    for value in values:
+        encoded = value.encode()
+        out.append(bytes((len(encoded),)))
+        out.append(encoded)
+    return b"".join(out)
+
+
+def python_native_columns(columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> bytes:
+    """The column bodies of a Native block of clicks rows, in pure Python (a lower bound)."""
+    parts = []
+    for name, values in zip(columns, zip(*rows, strict=True), strict=True):
+        if name in _LOW_CARDINALITY:
+            keys: dict[Any, int] = {}
+            index = [keys.setdefault(v, len(keys)) for v in values]
+            parts += [_strings(keys), array("B" if len(keys) < 256 else "H", index).tobytes()]
+        elif name in _STRINGS:
+            parts.append(_strings(values))
+        elif name in _NULLABLE:
+            parts.append(bytes([v is None for v in values]))
+            filled = [0 if v is None else v for v in values]
+            parts.append(array(_NULLABLE[name], filled).tobytes())
+        else:
+            parts.append(array(_FIXED[name], values).tobytes())
+    return b"".join(parts)
+
+
 def fresh_database(settings: Settings, name: str) -> None:
     client = make_client(settings, use_database=False)
     try:
@@ -165,7 +214,7 @@ def inline_data_probe(settings: Settings, database: str, columns: Sequence[str],
 
 
 def client_cpu(
-    ways: dict[str, Callable[[Sequence[Any]], None]], rows: Sequence[Any], rounds: int
+    ways: Mapping[str, Callable[[Sequence[Any]], object]], rows: Sequence[Any], rounds: int
 ) -> dict[str, list[float]]:
     """CPU µs per row of this process for each way, rounds alternating."""
     out: dict[str, list[float]] = {name: [] for name in ways}
@@ -253,9 +302,8 @@ def canonical(value: Any) -> Any:
 
 def compare_on_chdb(settings: Settings, cases: list[Any], native_db: str) -> None:
     """The JSONEachRow side on the current engine, against what the tuples stored."""
-    import chdb.session
-
-    session = chdb.session.Session(path=tempfile.mkdtemp(prefix="sw-fmt-chdb-"))
+    chdb_session: Any = importlib.import_module("chdb.session")  # optional, untyped
+    session = chdb_session.Session(path=tempfile.mkdtemp(prefix="sw-fmt-chdb-"))
     try:
 
         def execute(sql: str) -> list[list[Any]]:
@@ -327,6 +375,10 @@ def main() -> None:
             )
         print("3. the same rows stored both ways (SELECT * compared):")
         compare(settings, rows, args.chdb)
+        columns, clicks = rows["clicks_raw"]
+        encode = {"Native columns in Python": lambda r: python_native_columns(columns, r)}
+        result = client_cpu(encode, clicks[: args.rows], args.rounds)
+        print(f"4. CPU µs per row, clicks_raw, no framing, nothing sent: {result}")
     finally:
         client.execute(f"DROP DATABASE IF EXISTS {database}")
         client.disconnect()
