@@ -64,6 +64,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "replay in memory, ~650 MiB per million events (default 20)",
     )
     parser.add_argument(
+        "--freshness-rates",
+        nargs="+",
+        metavar="RATE:SECONDS",
+        help="the freshness step's loads, events/s for seconds each (default 5000:60 "
+        "20000:30 50000:60; the issue's 5-minute 50k run: 50000:300)",
+    )
+    parser.add_argument(
         "--variants",
         nargs="+",
         help="worker variants to run (default: all of bench.variants; quick: worker)",

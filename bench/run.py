@@ -179,6 +179,11 @@ class Runner:
     def freshness(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         runs = FRESHNESS_RUNS_QUICK if self.quick else FRESHNESS_RUNS
+        if self.args.freshness_rates:
+            runs = tuple(
+                ("worker", int(rate), float(seconds))
+                for rate, seconds in (spec.split(":") for spec in self.args.freshness_rates)
+            )
         for variant, rate, seconds in runs:
             if variant not in self.wanted([variant]):
                 continue
