@@ -104,22 +104,29 @@ def bench_rows(events: int) -> Rows:
     return sink.rows
 
 
+def http_url(settings: Settings, query: str, extra: Mapping[str, Any] | None = None) -> str:
+    """The ClickHouse HTTP interface's URL for ``query`` (credentials and ``extra``
+    settings as parameters)."""
+    params = {
+        "query": query,
+        "user": settings.clickhouse_user,
+        "password": settings.clickhouse_password.get_secret_value(),
+        **(extra or {}),
+    }
+    return (
+        f"http://{settings.clickhouse_host}:{settings.clickhouse_http_port}/?"
+        + urllib.parse.urlencode(params)
+    )
+
+
 def json_each_row(columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> bytes:
     return b"\n".join([orjson.dumps(dict(zip(columns, row, strict=True))) for row in rows])
 
 
 def http_insert(settings: Settings, database: str, table: str, columns: Sequence[str]) -> Any:
     """``insert(rows)`` through the HTTP interface, FORMAT JSONEachRow; raises on refusal."""
-    params = {
-        "query": f"INSERT INTO {database}.{table} ({', '.join(columns)}) FORMAT JSONEachRow",
-        "user": settings.clickhouse_user,
-        "password": settings.clickhouse_password.get_secret_value(),
-        **SESSION_SETTINGS,
-    }
-    url = (
-        f"http://{settings.clickhouse_host}:{settings.clickhouse_http_port}/?"
-        + urllib.parse.urlencode(params)
-    )
+    query = f"INSERT INTO {database}.{table} ({', '.join(columns)}) FORMAT JSONEachRow"
+    url = http_url(settings, query, SESSION_SETTINGS)
 
     def insert(rows: Sequence[tuple[Any, ...]]) -> None:
         request = urllib.request.Request(url, data=json_each_row(columns, rows))
@@ -275,15 +282,7 @@ def compare(settings: Settings, rows: Rows, chdb: bool) -> None:
 
 def http_select(settings: Settings, sql: str) -> list[list[Any]]:
     """Rows of ``sql`` read through the HTTP interface as JSONCompact (text values)."""
-    params = {
-        "query": f"{sql} FORMAT JSONCompact",
-        "user": settings.clickhouse_user,
-        "password": settings.clickhouse_password.get_secret_value(),
-    }
-    url = (
-        f"http://{settings.clickhouse_host}:{settings.clickhouse_http_port}/?"
-        + urllib.parse.urlencode(params)
-    )
+    url = http_url(settings, f"{sql} FORMAT JSONCompact")
     with urllib.request.urlopen(url, timeout=60) as response:
         data: list[list[Any]] = orjson.loads(response.read())["data"]
     return data
