@@ -89,6 +89,13 @@ def latest_handovers(group: str, values: Iterable[bytes | None]) -> dict[TopicPa
     return latest
 
 
+def describe(handovers: Mapping[TopicPartition, Handover]) -> str:
+    """One log line's list: ``clicks[0]<=41, orders[2]<=17``."""
+    return ", ".join(
+        f"{tp.topic}[{tp.partition}]<={h.counted_through}" for tp, h in sorted(handovers.items())
+    )
+
+
 class HandoverLog:
     """Writes and reads the handover topic of one worker group."""
 

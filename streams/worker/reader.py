@@ -71,7 +71,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from streams.events.contract import Topic
 from streams.metrics.totals import Totals
 from streams.settings import Settings
-from streams.worker.handover import HANDOVER_WRITE_S, Handover, HandoverLog
+from streams.worker.handover import HANDOVER_WRITE_S, Handover, HandoverLog, describe
 from streams.worker.ingest import Message, PreparedBatch
 from streams.worker.insert_queue import InsertQueue, Queued
 from streams.worker.offset_fence import (
@@ -559,10 +559,7 @@ class SourceReader:
         log.info(
             "handed over %d partition(s) counted but not stored: %s",
             len(handovers),
-            ", ".join(
-                f"{tp.topic}[{tp.partition}]<={h.counted_through}"
-                for tp, h in sorted(handovers.items())
-            ),
+            describe(handovers),
         )
 
     async def take_handovers(
@@ -597,10 +594,7 @@ class SourceReader:
             self.totals.inc("salewatch_handovers_total", ("applied",), len(applied))
             log.info(
                 "applying handovers: %s counted by their previous owner",
-                ", ".join(
-                    f"{tp.topic}[{tp.partition}]<={h.counted_through}"
-                    for tp, h in sorted(applied.items())
-                ),
+                describe(applied),
             )
         if len(applied) < len(reaching):
             self.totals.inc("salewatch_handovers_total", ("refused",), len(reaching) - len(applied))
