@@ -59,12 +59,10 @@ import confluent_kafka
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
+from streams.cli.worker import create_topics
 from streams.clickhouse.client import quiet_driver_logging
-from streams.events.contract import DEAD_LETTER_TOPIC, ORDERS_BY_SESSION_TOPIC, TOPICS
-from streams.kafka.producer import ensure_topics
+from streams.events.contract import DEAD_LETTER_TOPIC
 from streams.settings import Settings, load_settings
-from streams.worker.handover import HANDOVER_TOPIC
-from streams.worker.unreadable import CONTROL_TOPIC
 from tests.faults.conftest import ThrowawayClickHouse, ThrowawayTansu, free_port, migrate, rss_kib
 from tests.faults.support import (
     CHANNELS,
@@ -421,16 +419,11 @@ class Soak:
         self.cfg.echo(line)
 
     def create_topics(self) -> None:
-        names = [
-            self.settings.kafka_topic(t)
-            for t in (*TOPICS, ORDERS_BY_SESSION_TOPIC, DEAD_LETTER_TOPIC)
-        ]
-        ensure_topics(self.settings.kafka_bootstrap, self.settings.topic_partitions, names)
-        ensure_topics(
-            self.settings.kafka_bootstrap,
-            1,
-            [self.settings.kafka_topic(t) for t in (CONTROL_TOPIC, HANDOVER_TOPIC)],
-        )
+        """The worker's topics, as ``salewatch worker`` creates them at start (again after a
+        broker restart: tansu keeps topics in memory)."""
+        problem = create_topics(self.settings)
+        if problem:
+            raise RuntimeError(f"creating the topics failed: {problem}")
 
     def setup(self) -> None:
         self.ch.start()
