@@ -110,6 +110,8 @@ LOAD_NOTE = (
 def freshness_rows(results: dict[str, Any]) -> list[Row]:
     rows: list[Row] = []
     for key, r in results.get("freshness", {}).items():
+        if not isinstance(r, dict):  # the whole step failed: {"error": "..."}
+            r = {"error": str(r)}
         if "to_metrics" not in r:
             rows.append([key, "error", r.get("error", "")[:60], "", "", "", "", ""])
             continue

@@ -10,8 +10,14 @@ database) and stores its raw rows afterwards. Between the two, the batch waits h
   larger than the bound is still accepted into an empty queue). While ClickHouse is down
   the reader therefore counts up to ``max_events`` further events, then stops reading;
   Kafka holds the rest. Memory stays bounded; nothing is dropped;
-* **merging**: :meth:`take` hands the inserter everything queued (up to ``max_rows``), so a
+* **merging**: :meth:`take` hands the inserter everything queued (up to ``max_events``), so a
   backlog drains in few large inserts once ClickHouse is back;
+* **lingering**: with ``linger_s`` > 0, :meth:`take` waits until the oldest queued batch has
+  waited ``linger_s``, the queue holds ``max_events``, or someone waits in :meth:`drained`
+  (a revocation or a stop must not wait for the linger). Under steady load each insert then
+  carries ``linger_s`` of traffic instead of one fetch: ClickHouse makes one part per insert
+  and table, and many small parts cost it more CPU in inserts and merges than the rows
+  themselves (issue 18, bench/RESULTS.md round 3);
 * **failure**: an inserter that dies calls :meth:`fail`; from then on every waiter
   (:meth:`put` on a full queue, :meth:`drained`, :meth:`take`) raises
   :class:`InsertQueueFailed` at once instead of waiting for room that never comes.
@@ -22,6 +28,8 @@ Pure asyncio; nothing here knows about Kafka or ClickHouse.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +48,7 @@ class Queued(Generic[T]):
 
     item: T
     events: int
+    queued_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -48,8 +57,11 @@ class InsertQueue(Generic[T]):
 
     max_events: int
     on_size: Callable[[int], None] = lambda events: None
+    linger_s: float = 0.0
     _items: deque[Queued[T]] = field(default_factory=deque)
     _events: int = 0  # queued or being stored
+    _queued_events: int = 0  # queued, not taken
+    _flushes: int = 0  # callers waiting in drained(): no lingering
     _in_flight: int = 0  # batches taken and not yet done
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     _failed: BaseException | None = None
@@ -89,16 +101,19 @@ class InsertQueue(Generic[T]):
             self._check()
             self._items.append(Queued(item, events))
             self._events += events
+            self._queued_events += events
             self.on_size(self._events)
             self._changed.notify_all()
 
     async def take(self, max_events: int) -> list[Queued[T]]:
         """The oldest batches, at least one, then more while they add up to ``max_events``.
 
-        Waits for a batch. The caller stores them, then passes them to :meth:`done`.
+        Waits for a batch, then lingers (module docstring). The caller stores them, then
+        passes them to :meth:`done`.
         """
         async with self._changed:
             await self._changed.wait_for(lambda: self._failed is not None or bool(self._items))
+            await self._linger(max_events)
             self._check()
             taken = [self._items.popleft()]
             total = taken[0].events
@@ -106,7 +121,23 @@ class InsertQueue(Generic[T]):
                 total += self._items[0].events
                 taken.append(self._items.popleft())
             self._in_flight += len(taken)
+            self._queued_events -= total
             return taken
+
+    async def _linger(self, max_events: int) -> None:
+        """With the lock held and a batch queued: wait until an insert should start."""
+        if self.linger_s <= 0:
+            return
+        deadline = self._items[0].queued_at + self.linger_s
+        while (
+            self._failed is None
+            and self._flushes == 0
+            and self._queued_events < max_events
+            and (left := deadline - time.monotonic()) > 0
+        ):
+            with contextlib.suppress(TimeoutError):
+                # Condition.wait re-acquires the lock when the timeout cancels it
+                await asyncio.wait_for(self._changed.wait(), left)
 
     async def done(self, batches: list[Queued[T]]) -> None:
         """The inserter stored ``batches`` (from :meth:`take`): free their room."""
@@ -120,7 +151,12 @@ class InsertQueue(Generic[T]):
         """Wait until every batch put so far has been stored (``done``); raises
         :class:`InsertQueueFailed` once the inserter died."""
         async with self._changed:
-            await self._changed.wait_for(
-                lambda: self._failed is not None or (not self._items and self._in_flight == 0)
-            )
+            self._flushes += 1
+            self._changed.notify_all()  # a lingering take() inserts now
+            try:
+                await self._changed.wait_for(
+                    lambda: self._failed is not None or (not self._items and self._in_flight == 0)
+                )
+            finally:
+                self._flushes -= 1
             self._check()

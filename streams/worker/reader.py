@@ -155,6 +155,7 @@ class SourceReader:
         self.queue: InsertQueue[ReadBatch] = InsertQueue(
             settings.insert_backlog_max_events,
             on_size=lambda n: totals.set("salewatch_insert_backlog_events", (), n),
+            linger_s=settings.insert_linger_s,
         )
         self.stores = {r.topic: r.store for r in routes.values() if r.store is not None}
         self.preparing = asyncio.Lock()  # held while a fetch is being counted and queued

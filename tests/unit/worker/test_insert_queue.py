@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Coroutine
 from typing import Any
 
@@ -134,3 +135,70 @@ def test_a_failed_queue_wakes_every_waiter_which_raises(waiter: str) -> None:
     exc = run(scenario())
     assert isinstance(exc, InsertQueueFailed)
     assert isinstance(exc.__cause__, RuntimeError)
+
+
+LINGER = 0.2
+
+
+@pytest.mark.parametrize(
+    ("case", "events", "max_events", "drain", "lingers"),
+    [
+        ("one small batch waits for the linger", [5], 100, False, True),
+        ("max_events queued: insert at once", [60, 40], 100, False, False),
+        ("one batch over max_events: insert at once", [150], 100, False, False),
+        ("a drain cuts the linger short", [5], 100, True, False),
+    ],
+)
+def test_take_lingers_until_the_oldest_batch_waited_linger_s(
+    case: str, events: list[int], max_events: int, drain: bool, lingers: bool
+) -> None:
+    async def scenario() -> tuple[float, list[str]]:
+        queue: InsertQueue[str] = InsertQueue(1000, linger_s=LINGER)
+        for i, n in enumerate(events):
+            await queue.put(str(i), n)
+        started = time.monotonic()
+        taker = asyncio.create_task(queue.take(max_events))
+        if drain:
+            await asyncio.sleep(TICK)
+            drained = asyncio.create_task(queue.drained())
+        taken = await taker
+        waited = time.monotonic() - started
+        if drain:
+            await queue.done(taken)
+            await asyncio.wait_for(drained, 1)
+        return waited, [q.item for q in taken]
+
+    waited, taken = run(scenario())
+    assert taken == [str(i) for i in range(len(events))], case
+    if lingers:
+        assert waited >= LINGER - TICK, case
+    else:
+        assert waited < LINGER / 2, case
+
+
+def test_batches_put_while_lingering_join_the_insert() -> None:
+    async def scenario() -> list[str]:
+        queue: InsertQueue[str] = InsertQueue(1000, linger_s=LINGER)
+        await queue.put("first", 5)
+        taker = asyncio.create_task(queue.take(100))
+        await asyncio.sleep(LINGER / 4)
+        await queue.put("second", 5)
+        assert not taker.done()
+        await queue.put("third", 90)  # reaches max_events: no more lingering
+        return [q.item for q in await asyncio.wait_for(taker, LINGER / 2)]
+
+    assert run(scenario()) == ["first", "second", "third"]
+
+
+def test_the_linger_counts_from_when_the_oldest_batch_was_queued() -> None:
+    """A batch that already waited (during the previous insert) is not held again."""
+
+    async def scenario() -> float:
+        queue: InsertQueue[str] = InsertQueue(1000, linger_s=LINGER)
+        await queue.put("old", 5)
+        await asyncio.sleep(LINGER)
+        started = time.monotonic()
+        await queue.take(100)
+        return time.monotonic() - started
+
+    assert run(scenario()) < LINGER / 2
