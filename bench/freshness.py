@@ -41,6 +41,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,7 @@ class Observations:
     metrics_poll_s: list[float] = field(default_factory=list)
     clickhouse_poll_s: list[float] = field(default_factory=list)
     done: list[tuple[float, float]] = field(default_factory=list)
+    rss_max_mib: list[float] = field(default_factory=list)  # per worker, sampled every 1 s
     stop: threading.Event = field(default_factory=threading.Event)
 
 
@@ -98,6 +100,11 @@ def _poll_metrics(procs: Sequence[WorkerProc], partitions: int, seen: Observatio
         if finished - last_done > 1.0:
             seen.done.append((finished, sum(events_done(t) for t in texts)))
             last_done = finished
+            with contextlib.suppress(OSError):
+                rss = [proc.rss_mb() for proc in procs]
+                seen.rss_max_mib = [
+                    max(a, b) for a, b in zip_longest(seen.rss_max_mib, rss, fillvalue=0.0)
+                ]
         seen.stop.wait(max(0.0, METRICS_POLL_S - (time.time() - started)))
 
 
@@ -266,6 +273,7 @@ def measure(
         "loadgen_cpu_s": summary["cpu_s"],
         "loadgen_cores": summary["cpu_s"] / summary["seconds"],
         "worker_cores": [round(c / machine["wall_s"], 2) for c in cpu],
+        "worker_rss_max_mib": [round(r) for r in seen.rss_max_mib],
         "machine": machine,
     }
 
