@@ -174,7 +174,10 @@ class Runner:
         return {name: self.worker_run(name, workers=1) for name in self.wanted(names)}
 
     def scaleout(self) -> dict[str, Any]:
-        return {name: self.worker_run(name, workers=2) for name in self.wanted(["worker"])}
+        """2 workers of the shipped worker, and of the variants ``--variants`` names."""
+        asked = [v for v in self.args.variants or [] if v != "worker" and "probe" not in v]
+        names = self.wanted(["worker"]) + [v for v in asked if v in VARIANTS]
+        return {name: self.worker_run(name, workers=2) for name in names}
 
     def freshness(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -16,6 +16,8 @@ VARIANTS: dict[str, WorkerSpec] = {
     # fetches of up to 80,000 records (4 × batch size) and inserts of up to 80,000 rows:
     # how much of the per-event cost is per fetch / per insert rather than per event
     "worker+batch-20k": WorkerSpec(extra_env={"SALEWATCH_BATCH_SIZE": "20000"}),
+    # raw inserts at once, as before round 3 (no linger): what the linger costs or saves
+    "worker+linger-0": WorkerSpec(extra_env={"SALEWATCH_INSERT_LINGER_S": "0"}),
     # the shipped worker logging its largest containers every 20 s (memory step only:
     # ``--memory-variant worker+memory-probe``)
     "worker+memory-probe": WorkerSpec(("-m", "bench.probed_worker", "20")),
@@ -24,6 +26,7 @@ VARIANTS: dict[str, WorkerSpec] = {
 DESCRIPTIONS: dict[str, str] = {
     "worker": "salewatch worker as shipped (batch reader, uvloop)",
     "worker+batch-20k": "as shipped, SALEWATCH_BATCH_SIZE=20000 (default 5000)",
+    "worker+linger-0": "as shipped, SALEWATCH_INSERT_LINGER_S=0 (default 1.0)",
     "worker+memory-probe": "as shipped, logging its largest containers",
 }
 
