@@ -43,6 +43,7 @@ from streams.worker.insert_queue import InsertQueueFailed
 from streams.worker.reader import Prepare, Route, SourceReader, TaskDied
 from streams.worker.recovery.rebuild import Query
 from streams.worker.recovery.service import Recovery
+from streams.worker.reforwards import Reforwards, source_header
 from streams.worker.window_emitters import Mark, marks_for
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,9 @@ def sender(app: faust.App, settings: Settings) -> Send:
     return send
 
 
-SendKeyed = Callable[[str, list[tuple[bytes, bytes]]], Awaitable[None]]
+# a record to send: key, value, headers
+Keyed = tuple[bytes, bytes, list[tuple[str, bytes]]]
+SendKeyed = Callable[[str, list[Keyed]], Awaitable[None]]
 
 
 def partitioned_sender(app: faust.App, settings: Settings) -> SendKeyed:
@@ -164,26 +167,27 @@ def partitioned_sender(app: faust.App, settings: Settings) -> SendKeyed:
     an order, issue 18).
     """
 
-    async def send(topic_name: str, items: list[tuple[bytes, bytes]]) -> None:
+    async def send(topic_name: str, items: list[Keyed]) -> None:
         async def all_sent() -> None:
             # the aiokafka producer under Faust's (same settings), for its batch API, which
             # Faust does not wrap
             producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
             partitions = sorted(await producer.partitions_for(topic_name))
-            by_partition: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
-            for key, value in items:
-                index = (murmur2(key) & 0x7FFFFFFF) % len(partitions)
-                by_partition[partitions[index]].append((key, value))
+            by_partition: dict[int, list[Keyed]] = defaultdict(list)
+            for item in items:
+                index = (murmur2(item[0]) & 0x7FFFFFFF) % len(partitions)
+                by_partition[partitions[index]].append(item)
             futures = []
-            for partition, pairs in by_partition.items():
+            for partition, records in by_partition.items():
                 batch = producer.create_batch()
-                for key, value in pairs:
-                    if batch.append(key=key, value=value, timestamp=None) is None:  # full
+                for key, value, headers in records:
+                    if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                        # full: an empty batch takes any record
                         futures.append(
                             await producer.send_batch(batch, topic_name, partition=partition)
                         )
-                        batch = producer.create_batch()  # an empty batch takes any record
-                        batch.append(key=key, value=value, timestamp=None)
+                        batch = producer.create_batch()
+                        batch.append(key=key, value=value, timestamp=None, headers=headers)
                 futures.append(await producer.send_batch(batch, topic_name, partition=partition))
             await asyncio.gather(*futures)
 
@@ -225,10 +229,12 @@ def add_reader(
     send_by_session = partitioned_sender(app, settings)
     send_dead_letters = dead_letter_sender(app, settings)
 
-    async def forward_by_session(
-        topic: Topic, runs: list[tuple[int, list[dict[str, Any]]]]
-    ) -> None:
-        items = [(e["session_id"].encode(), orjson.dumps(e)) for _, events in runs for e in events]
+    async def forward_by_session(runs: list[tuple[int, list[dict[str, Any]], list[int]]]) -> None:
+        items = [
+            (e["session_id"].encode(), orjson.dumps(e), [source_header(partition, offset)])
+            for partition, events, offsets in runs
+            for e, offset in zip(events, offsets, strict=True)
+        ]
         await send_by_session(settings.kafka_topic(ORDERS_BY_SESSION_TOPIC), items)
 
     routes: dict[str, Route] = {}
@@ -244,7 +250,8 @@ def add_reader(
                 source_topic=topic,
             ),
             send_dead_letters,
-            count=forward_by_session if topic == "orders" else count_locally,
+            count=None if topic == "orders" else count_locally,
+            forward=forward_by_session if topic == "orders" else None,
             # handed-over orders were forwarded by their previous owner already
             recount=None if topic == "orders" else recount_locally,
         )
@@ -252,15 +259,27 @@ def add_reader(
             topic, processor.prepare, processor.store, processor.prepare_counted
         )
 
+    # shared by both routes: a handed-over first copy makes the second one a forward again
+    reforwards = Reforwards()
+
     def orders_by_session(count: CountLocally) -> Prepare:
         async def count_orders(topic: Topic, messages: Sequence[Message]) -> None:
             # produced by this app from validated events: trusted, no second validation (a
             # tombstone there is skipped); an order counts under its orders_by_session
-            # partition (its session's)
+            # partition (its session's); a second forward of one source record is skipped
+            # (streams.worker.reforwards)
             runs: dict[int, list[dict[str, Any]]] = defaultdict(list)
+            again = 0
             for m in messages:
                 if m.value:
-                    runs[m.partition].append(orjson.loads(m.value))
+                    event = orjson.loads(m.value)
+                    # aiokafka's ConsumerRecord has headers; a hand-built message may not
+                    if reforwards.again(getattr(m, "headers", ()), event["event_id"]):
+                        again += 1
+                    else:
+                        runs[m.partition].append(event)
+            if again:
+                log.info("skipped %d order(s) forwarded again after a worker died", again)
             if runs:
                 await count("orders", list(runs.items()))
             if not count.into_totals:

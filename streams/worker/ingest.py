@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from streams.clickhouse.raw_rows import RAW_COLUMNS, RAW_TABLE, raw_row
 from streams.events.contract import Topic
@@ -36,6 +36,8 @@ from streams.metrics import labels
 from streams.metrics.defs import ALL_EVENT_TYPES
 from streams.metrics.totals import Totals
 from streams.settings import Settings
+
+T = TypeVar("T")
 
 
 class Message(Protocol):
@@ -74,6 +76,7 @@ class _Decoded:
     """A batch decoded: valid events and their raw rows, dead letters, runs per partition."""
 
     events: list[dict[str, Any]]
+    offsets: list[int]  # each event's message offset
     rows: list[tuple[Any, ...]]
     dead: list[tuple[bytes | None, bytes]]
     invalid_reasons: Counter[str]
@@ -93,6 +96,10 @@ class PreparedBatch:
 # locally (``streams.counting``, whose windows are per partition) or by forwarding them to
 # the worker that owns their sessions; returns once they are counted or handed over
 CountBatch = Callable[[Topic, list[tuple[int, list[dict[str, Any]]]]], Awaitable[None]]
+# hands a batch of valid events to the worker that counts them (orders, to the owner of their
+# session), as ``(kafka partition, events, their message offsets)`` runs in message order;
+# returns once they are handed over
+ForwardBatch = Callable[[list[tuple[int, list[dict[str, Any]], list[int]]]], Awaitable[None]]
 
 
 class RawSink(Protocol):
@@ -117,9 +124,10 @@ def limits_from(settings: Settings) -> Limits:
 class BatchProcessor:
     """Runs the chain for batches of one or more topics; one instance per source topic.
 
-    ``count`` counts the valid events of :meth:`prepare`; ``recount`` those of
-    :meth:`prepare_counted`, into windows and sessions only (None: nothing to do, e.g. for
-    orders, which the previous owner forwarded already).
+    ``count`` counts the valid events of :meth:`prepare`, or ``forward`` hands them to the
+    worker that counts them (orders); ``recount`` counts those of :meth:`prepare_counted`,
+    into windows and sessions only (None: nothing to do, e.g. for orders, which the
+    previous owner forwarded already).
     """
 
     def __init__(
@@ -131,11 +139,15 @@ class BatchProcessor:
         count: CountBatch | None = None,
         clock: Callable[[], float] = time.time,
         recount: CountBatch | None = None,
+        forward: ForwardBatch | None = None,
     ) -> None:
+        if count is not None and forward is not None:
+            raise ValueError("a batch is counted here or forwarded, not both")
         self.totals = totals
         self.sink = sink
         self.send_dead_letters = send_dead_letters
         self.count = count
+        self.forward = forward
         self.recount = recount
         self.clock = clock
         self.limits = limits_from(settings)
@@ -162,6 +174,10 @@ class BatchProcessor:
             self.totals.inc("salewatch_dead_letters_total", (topic,), len(dead))
         if self.count is not None and events:
             await self.count(topic, _split(events, decoded.runs))
+        if self.forward is not None and events:
+            runs = decoded.runs
+            by_partition = zip(_split(events, runs), _split(decoded.offsets, runs), strict=True)
+            await self.forward([(p, es, os) for (p, es), (_, os) in by_partition])
         return PreparedBatch(topic, decoded.rows, BatchResult(valid=len(events), invalid=len(dead)))
 
     async def prepare_counted(self, topic: Topic, messages: Sequence[Message]) -> PreparedBatch:
@@ -184,6 +200,7 @@ class BatchProcessor:
         self, topic: Topic, messages: Sequence[Message], now_ms: int, now_s: int
     ) -> _Decoded:
         events: list[dict[str, Any]] = []
+        offsets: list[int] = []
         rows: list[tuple[Any, ...]] = []
         dead: list[tuple[bytes | None, bytes]] = []
         invalid_reasons: Counter[str] = Counter()
@@ -200,17 +217,19 @@ class BatchProcessor:
                 partition, offset = msg.partition, msg.offset
                 for event in proven:
                     events.append(event)
+                    offsets.append(offset)
                     rows.append(raw_row(topic, event, partition, offset, now_s))
                 continue
             decoded = decode_message(msg.value, topic, now_ms, limits)
             for event in decoded.events:
                 events.append(event)
+                offsets.append(msg.offset)
                 rows.append(raw_row(topic, event, msg.partition, msg.offset, now_s))
             for rejected in decoded.rejected:
                 invalid_reasons[rejected.reason] += 1
                 value = dead_letter_value(rejected, topic, msg.partition, msg.offset, now_ms)
                 dead.append((msg.key, value))
-        return _Decoded(events, rows, dead, invalid_reasons, runs)
+        return _Decoded(events, offsets, rows, dead, invalid_reasons, runs)
 
     async def store(self, topic: Topic, rows: list[tuple[Any, ...]]) -> None:
         """Insert raw rows of ``topic``; returns once ClickHouse accepted them (retries)."""
@@ -245,17 +264,16 @@ class BatchProcessor:
             totals.observe("salewatch_event_lag_seconds", (topic,), step / 10, n)
 
 
-def _split(
-    events: list[dict[str, Any]], runs: list[tuple[int, int]]
-) -> list[tuple[int, list[dict[str, Any]]]]:
-    """``events`` cut into ``(partition, events)`` at the run ends (-1: the last run)."""
+def _split(items: list[T], runs: list[tuple[int, int]]) -> list[tuple[int, list[T]]]:
+    """``items`` (events, or their offsets) cut into ``(partition, items)`` at the run ends
+    (-1: the last run)."""
     if len(runs) == 1:
-        return [(runs[0][0], events)]
+        return [(runs[0][0], items)]
     out = []
     begin = 0
     for partition, end in runs:
-        stop = len(events) if end < 0 else end
+        stop = len(items) if end < 0 else end
         if stop > begin:
-            out.append((partition, events[begin:stop]))
+            out.append((partition, items[begin:stop]))
         begin = stop
     return out

@@ -128,13 +128,17 @@ class Producer:
     def _run(self) -> None:
         send, flush, close = self._client()
         started = time.monotonic()
+        paused = 0.0  # the pace resumes where it stopped: no burst to catch up after a hold
         for i in range(0, len(self.items), self.chunk):
-            self.running.wait()
+            if not self.running.is_set():
+                held = time.monotonic()
+                self.running.wait()
+                paused += time.monotonic() - held
             for topic, key, value in self.items[i : i + self.chunk]:
                 send(self.settings.kafka_topic(topic), key, value)
             flush()
             self.sent = min(i + self.chunk, len(self.items))
-            due = started + self.sent / self.per_second
+            due = started + paused + self.sent / self.per_second
             time.sleep(max(0.0, due - time.monotonic()))
         flush()
         self.seconds = time.monotonic() - started

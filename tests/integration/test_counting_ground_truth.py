@@ -995,7 +995,16 @@ def check_clickhouse(run: Run) -> None:
     settings, truth = run.settings, run.truth
     for topic in ("clicks", "carts", "orders", "tickets"):
         ids = {m.event["event_id"] for m in run.msgs if m.topic == topic and m.event}
-        stored = query(settings, f"SELECT count(), uniqExact(event_id) FROM {topic}_raw FINAL")
+        n = len(ids)
+        # raw rows are stored after they are counted, up to the insert linger later
+        stored = wait_until(
+            lambda t=topic: query(
+                settings, f"SELECT count(), uniqExact(event_id) FROM {t}_raw FINAL"
+            ),
+            lambda got, n=n: got[0][0] >= n,
+            settings.insert_linger_s + 10,
+            f"{topic}_raw to hold the stream",
+        )
         assert stored == [(len(ids), len(ids))], topic
     before = run.last_window_s + 60
     want = in_windows(truth.rollups, before)
@@ -1075,13 +1084,16 @@ def test_ground_truth_on_the_real_stack(isolated: Settings, tmp_path: Path) -> N
 DUPLICATE_ORDERS = sample("salewatch_events_duplicate_total", topic="orders")
 
 
-def kill_zone(msgs: list[Msg], scraped_at: float, killed_at: float, lag_s: float) -> list[int]:
+def kill_zone(
+    msgs: list[Msg], scraped_at: float, killed_at: float, lag_s: float, linger_s: float
+) -> list[int]:
     """Messages whose counts Prometheus may hold although ClickHouse did not store them (the
-    batch being handled at the kill, counted before its insert), or may miss although they
+    batches counted and waiting for their insert at the kill), or may miss although they
     were stored (counted after the old worker's last scrape): those sent between its last
-    scrape minus its lag then minus two batch windows (orders are counted one hop
-    later, through orders_by_session, ``batch_within_s`` = 1 s each) and the kill."""
-    since = scraped_at - lag_s - 2.0
+    scrape minus its lag, minus two batch windows (orders are counted one hop later,
+    through orders_by_session, ``batch_within_s`` = 1 s each), minus the insert linger
+    (``linger_s``), and the kill."""
+    since = scraped_at - lag_s - 2.0 - linger_s
     return [i for i, m in enumerate(msgs) if m.sent_wall and since <= m.sent_wall <= killed_at]
 
 
@@ -1218,7 +1230,7 @@ def test_ground_truth_with_a_worker_killed_in_the_middle(
         v for (name, _), (_, v) in old.items() if name == "salewatch_events_received_total"
     )
     lag_s = lag_at(run.msgs, received_then, scraped_at)
-    zone = kill_zone(run.msgs, scraped_at, killed_at, lag_s)
+    zone = kill_zone(run.msgs, scraped_at, killed_at, lag_s, settings.insert_linger_s)
     bound = amounts()
     for i in zone:
         for k, v in truth.contributions[i].items():

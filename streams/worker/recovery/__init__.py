@@ -83,10 +83,12 @@ the window timer keep running.
 
 Known gaps:
 
-* the batch a worker was handling when it crashed was counted live but not stored; it is
-  read again and counted again (a small double count in ``increase``), and if its window
-  closed meanwhile its events are late; counts made after Prometheus' last scrape of the
-  dead process are lost to Prometheus (not to ClickHouse);
+* the batches a worker had counted and not stored when it crashed (the insert linger, up
+  to ``SALEWATCH_INSERT_LINGER_S``) are read again and counted again (a small double count
+  in ``increase``), and if their window closed meanwhile their events are late; their
+  orders are forwarded again, the second copy skipped (``streams.worker.reforwards``);
+  counts made after Prometheus' last scrape of the dead process are lost to Prometheus
+  (not to ClickHouse);
 * a producer's duplicate of an order whose first copy was stored before a restart is
   skipped as a redelivery instead of counted in ``salewatch_events_duplicate_total``;
 * sessions continuously active for longer than the session lookback are rebuilt from their
