@@ -102,6 +102,10 @@ class Pipeline:
             grace_ms=size_ms + lateness_ms,
         )
         self.recent = RecentIds(dedupe_capacity)
+        # orders read from orders_by_session, as (source record, event id) keys: a second
+        # copy is a forward again, not a duplicate (streams.worker.reforwards); like the
+        # dedupe memory, part of the state a rebuild replaces (adopt)
+        self.forwarded = RecentIds(dedupe_capacity)
         self.active_users = ActiveUsers(size_ms, sketch_precision)
         self.classifier = Classifier(self.sessions, regions, categories, max_order_categories)
         self._evictions_reported: dict[str, int] = {}
@@ -305,7 +309,7 @@ class Pipeline:
     ) -> None:
         """Continue counting from ``rebuilt``'s state, keeping this pipeline's totals.
 
-        Takes the open windows, sessions, order categories and dedupe memory of
+        Takes the open windows, sessions, order categories and dedupe memories of
         ``rebuilt`` (same configuration, filled by :meth:`warm_up` and the ``restore_*``
         methods) and forgets this pipeline's own; the Prometheus totals, the distinct-user
         history and the gauges stay. Windows of ``rebuilt`` older than the clock (a moved
@@ -320,6 +324,7 @@ class Pipeline:
         self.classifier = rebuilt.classifier
         self._handlers = rebuilt._handlers
         self.recent = rebuilt.recent
+        self.forwarded = rebuilt.forwarded
         # the adopted stores count from 0; evictions during the rebuild are reported too:
         # the state they dropped is missing from here on
         self._evictions_reported = {}

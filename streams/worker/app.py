@@ -43,7 +43,7 @@ from streams.worker.insert_queue import InsertQueueFailed
 from streams.worker.reader import Prepare, Route, SourceReader, TaskDied
 from streams.worker.recovery.rebuild import Query
 from streams.worker.recovery.service import Recovery
-from streams.worker.reforwards import Reforwards, source_header
+from streams.worker.reforwards import forwarded_again, source_header
 from streams.worker.window_emitters import Mark, marks_for
 
 log = logging.getLogger(__name__)
@@ -259,9 +259,6 @@ def add_reader(
             topic, processor.prepare, processor.store, processor.prepare_counted
         )
 
-    # shared by both routes: a handed-over first copy makes the second one a forward again
-    reforwards = Reforwards()
-
     def orders_by_session(count: CountLocally) -> Prepare:
         async def count_orders(topic: Topic, messages: Sequence[Message]) -> None:
             # produced by this app from validated events: trusted, no second validation (a
@@ -273,8 +270,10 @@ def add_reader(
             for m in messages:
                 if m.value:
                     event = orjson.loads(m.value)
-                    # aiokafka's ConsumerRecord has headers; a hand-built message may not
-                    if reforwards.again(getattr(m, "headers", ()), event["event_id"]):
+                    # aiokafka's ConsumerRecord has headers; a hand-built message may not;
+                    # the memory is the current state's (a rebuild replaces it)
+                    headers = getattr(m, "headers", ())
+                    if forwarded_again(pipeline.forwarded, headers, event["event_id"]):
                         again += 1
                     else:
                         runs[m.partition].append(event)

@@ -9,10 +9,12 @@ from typing import Any
 import orjson
 import pytest
 
+from streams.counting.dedupe import RecentIds
+from streams.counting.pipeline import Pipeline
 from streams.metrics.totals import Totals
 from streams.settings import Settings
 from streams.worker.ingest import BatchProcessor, InMessage
-from streams.worker.reforwards import Reforwards, source_header, source_of
+from streams.worker.reforwards import forwarded_again, source_header, source_of
 from tests.unit.events_factory import NOW_MS, make_event
 from tests.unit.test_bench_ingest import Capture
 
@@ -41,17 +43,27 @@ READS: list[tuple[str, list[tuple[list[tuple[str, bytes]], str]], list[bool]]] =
 def test_second_copy_of_a_source_record_is_skipped(
     reads: list[tuple[list[tuple[str, bytes]], str]], skipped: list[bool]
 ) -> None:
-    reforwards = Reforwards()
-    assert [reforwards.again(headers, event_id) for headers, event_id in reads] == skipped
+    memory = RecentIds()
+    assert [forwarded_again(memory, headers, event_id) for headers, event_id in reads] == skipped
 
 
 def test_memory_is_bounded_by_capacity() -> None:
-    reforwards = Reforwards(capacity=2)
+    memory = RecentIds(capacity=2)
     for offset in range(3):
-        assert not reforwards.again([source_header(0, offset)], "e")
+        assert not forwarded_again(memory, [source_header(0, offset)], "e")
     # the oldest pair is forgotten: its copy is no longer recognised
-    assert not reforwards.again([source_header(0, 0)], "e")
-    assert reforwards.again([source_header(0, 2)], "e")
+    assert not forwarded_again(memory, [source_header(0, 0)], "e")
+    assert forwarded_again(memory, [source_header(0, 2)], "e")
+
+
+def test_a_rebuilt_state_forgets_what_the_replaced_one_read() -> None:
+    # a first copy counted into a state that a rebuild replaced is not in the rebuilt one
+    # (unstored): read again, it must be counted again, not skipped as a forward again
+    pipeline = Pipeline(Totals())
+    assert not forwarded_again(pipeline.forwarded, P0_O7, "e1")
+    assert forwarded_again(pipeline.forwarded, P0_O7, "e1")
+    pipeline.adopt(Pipeline(Totals()))
+    assert not forwarded_again(pipeline.forwarded, P0_O7, "e1")
 
 
 @pytest.mark.parametrize(
